@@ -1,0 +1,99 @@
+"""Read CSV, TSV, JSONL and Parquet files into string frames that remember each row's line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+LINE = "_line"
+FILE = "_file"
+MALFORMED = "_malformed"
+csv.field_size_limit(2**31 - 1)
+
+
+class DataError(ValueError):
+    """Input that shoprel cannot read: the message names the file and what is wrong."""
+
+
+def read_records(path: str | Path, *, encoding: str | None = None, sep: str | None = None) -> pd.DataFrame:
+    """All columns as strings plus ``_file`` and ``_line`` (1-based; the row number for Parquet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame = pd.read_parquet(path).astype(object)
+        frame = frame.where(frame.notna(), None)
+        frame[LINE] = range(1, len(frame) + 1)
+    elif suffix in (".jsonl", ".ndjson"):
+        frame = _read_jsonl(path, encoding or "utf-8")
+    else:
+        frame = _read_delimited(path, encoding, sep or ("\t" if suffix == ".tsv" else None))
+    frame[FILE] = str(path)
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, path: str | Path, columns: list[str]) -> None:
+    """Raise a ``DataError`` naming the file and the first column it lacks."""
+    present = [c for c in frame.columns if c not in (LINE, FILE)]
+    for column in columns:
+        if column not in frame.columns:
+            raise DataError(f"{path}: missing column {column!r} (the file has: {', '.join(present)})")
+
+
+def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+    rows = []
+    with path.open(encoding=encoding) as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            row[LINE] = number
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _read_delimited(path: Path, encoding: str | None, sep: str | None) -> pd.DataFrame:
+    try:
+        return _read_csv(path, encoding or "utf-8", sep)
+    except UnicodeDecodeError:
+        if encoding is not None:
+            raise DataError(f"{path}: cannot decode as {encoding}") from None
+        logger.warning("%s is not UTF-8; reading it as latin-1", path)
+        return _read_csv(path, "latin-1", sep)
+
+
+def _read_csv(path: Path, encoding: str, sep: str | None) -> pd.DataFrame:
+    with path.open(encoding=encoding, newline="") as handle:
+        if sep is None:
+            sep = "\t" if "\t" in handle.readline() else ","
+            handle.seek(0)
+        reader = csv.reader(handle, delimiter=sep)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: the file is empty")
+        header = [name.strip().lstrip("\ufeff") for name in header]
+        rows, lines, malformed = [], [], []
+        start = reader.line_num + 1
+        for values in reader:
+            if values:
+                rows.append((values + [None] * len(header))[: len(header)])
+                lines.append(start)
+                wrong = len(values) != len(header)
+                malformed.append(f"expected {len(header)} fields, got {len(values)}" if wrong else None)
+            start = reader.line_num + 1
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame[LINE] = lines
+    frame[MALFORMED] = malformed
+    return frame

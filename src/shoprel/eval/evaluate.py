@@ -1,0 +1,147 @@
+"""``shoprel evaluate``: the same metrics for any scorer's scores on a prepared split.
+
+    shoprel evaluate --data run/data --split test --scores run/bm25.test.parquet --out run/bm25.json
+
+A scores file (Parquet, CSV or JSONL) has ``pair_id, score`` and, for models that give one, the
+grade distribution as ``p_<grade>`` columns. Ranking metrics (pairwise accuracy, NDCG@10, AUC) use
+the score as it is. Metrics on the label scale (RMSE, accuracy, macro-F1, over-recall) use the
+expected label of the grade distribution where there is one; otherwise a linear map of the score to
+the label scale, fitted on dev scores when given, else cross-fitted over two query-disjoint halves
+of the split (no query's map sees its own labels). ECE needs a grade distribution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shoprel.data.readers import DataError, read_records
+from shoprel.data.schema import GradeScale, get_scale
+from shoprel.eval import metrics
+from shoprel.io import write_json
+
+
+def read_card(data_dir: str | Path) -> dict[str, Any]:
+    path = Path(data_dir) / "card.json"
+    if not path.is_file():
+        raise DataError(f"{data_dir}: no card.json; run `shoprel data prepare` first")
+    return json.loads(path.read_text())
+
+
+def read_split(data_dir: str | Path, split: str) -> tuple[pd.DataFrame, GradeScale]:
+    """The pair table of one split and the grade scale of its data set."""
+    path = Path(data_dir) / f"{split}.parquet"
+    if not path.is_file():
+        raise DataError(f"{path}: no such split; the data dir has "
+                        f"{sorted(p.stem for p in Path(data_dir).glob('*.parquet'))}")
+    return pd.read_parquet(path), get_scale(read_card(data_dir)["scale"])
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else read_records(path)
+    for column in ("pair_id", "score"):
+        if column not in frame.columns:
+            raise DataError(f"{path}: missing column {column!r} (a scores file has pair_id, score)")
+    frame = frame[[c for c in frame.columns if not c.startswith("_")]]
+    frame["score"] = pd.to_numeric(frame["score"], errors="raise")
+    return frame
+
+
+def align_scores(pairs: pd.DataFrame, scores: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Scores in the order of ``pairs``; missing, unknown or repeated pair ids are an error."""
+    repeated = scores["pair_id"][scores["pair_id"].duplicated()]
+    missing = pairs["pair_id"][~pairs["pair_id"].isin(scores["pair_id"])]
+    unknown = scores["pair_id"][~scores["pair_id"].isin(pairs["pair_id"])]
+    for name, ids in (("repeated", repeated), ("missing", missing), ("unknown", unknown)):
+        if len(ids):
+            raise DataError(f"{source}: {len(ids)} {name} pair id(s), e.g. {list(ids[:3])}; "
+                            f"the scores must cover the split's {len(pairs)} pairs exactly once")
+    return scores.set_index("pair_id").loc[pairs["pair_id"]].reset_index()
+
+
+def grade_probabilities(scores: pd.DataFrame, scale: GradeScale) -> np.ndarray | None:
+    columns = [f"p_{grade}" for grade in scale.grades]
+    if not all(c in scores.columns for c in columns):
+        return None
+    return scores[columns].to_numpy(dtype=float)
+
+
+def fit_linear_map(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept from scores to labels (slope 0 if scores are constant)."""
+    if np.ptp(scores) == 0:
+        return 0.0, float(np.mean(labels))
+    slope, intercept = np.polyfit(scores, labels, deg=1)
+    return float(slope), float(intercept)
+
+
+def cross_fitted_labels(query_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each half's scores mapped by the line fitted on the other half (halves split by query)."""
+    half = np.array([int(hashlib.md5(str(q).encode()).hexdigest(), 16) % 2 for q in query_ids])
+    mapped = np.empty_like(scores, dtype=float)
+    for side in (0, 1):
+        fit_on = half != side if (half != side).any() else np.ones_like(half, dtype=bool)
+        slope, intercept = fit_linear_map(scores[fit_on], labels[fit_on])
+        mapped[half == side] = slope * scores[half == side] + intercept
+    return mapped
+
+
+def evaluate_scores(pairs: pd.DataFrame, scores: pd.DataFrame, scale: GradeScale,
+                    dev: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, Any]:
+    """All metrics for scores already aligned with ``pairs`` (see ``align_scores``)."""
+    labels = pairs["label"].to_numpy(dtype=float)
+    raw = scores["score"].to_numpy(dtype=float)
+    query_ids = pairs["query_id"].to_numpy()
+    result: dict[str, Any] = {"pairs": len(pairs), "queries": int(pairs["query_id"].nunique())}
+    result |= metrics.ranking_metrics(query_ids, labels, raw, scale)
+    probs = grade_probabilities(scores, scale)
+    if probs is not None:
+        predicted = probs @ np.asarray(scale.values)
+        predicted_grade = probs.argmax(axis=1)
+        good = probs[:, ~scale.is_bad(np.asarray(scale.values))].sum(axis=1)
+        result["ece"] = metrics.expected_calibration_error(good, ~scale.is_bad(labels))
+        result["label_map"] = "grade distribution"
+    else:
+        if dev is not None:
+            slope, intercept = fit_linear_map(dev[1]["score"].to_numpy(float), dev[0]["label"].to_numpy(float))
+            predicted, result["label_map"] = slope * raw + intercept, "linear, fitted on dev"
+        else:
+            predicted = cross_fitted_labels(query_ids, raw, labels)
+            result["label_map"] = "linear, cross-fitted by query"
+        predicted = np.clip(predicted, scale.low, scale.high)
+        predicted_grade = scale.nearest_grade(predicted)
+        result["ece"] = None
+    true_grade = scale.nearest_grade(labels)
+    result["rmse"] = metrics.rmse(labels, predicted)
+    result["accuracy"] = metrics.accuracy(true_grade, predicted_grade)
+    result["macro_f1"] = metrics.macro_f1(true_grade, predicted_grade, scale.n_grades)
+    result["over_recall"] = metrics.over_recall(labels, np.asarray(scale.values)[predicted_grade],
+                                                scale.bad_threshold)
+    return {k: _plain(v) for k, v in result.items()}
+
+
+def evaluate(data_dir: str | Path, split: str, scores_path: str | Path,
+             dev_scores_path: str | Path | None = None, out: str | Path | None = None) -> dict[str, Any]:
+    pairs, scale = read_split(data_dir, split)
+    scores = align_scores(pairs, read_scores(scores_path), str(scores_path))
+    dev = None
+    if dev_scores_path is not None:
+        dev_pairs, _ = read_split(data_dir, "dev")
+        dev = (dev_pairs, align_scores(dev_pairs, read_scores(dev_scores_path), str(dev_scores_path)))
+    result = {"split": split, "scores": str(scores_path), **evaluate_scores(pairs, scores, scale, dev)}
+    if out is not None:
+        write_json(result, out)
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.floating, float)):
+        return None if np.isnan(value) else round(float(value), 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
