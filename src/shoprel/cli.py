@@ -18,8 +18,8 @@ data_app = typer.Typer(no_args_is_help=True, help="Prepare labeled data.")
 models_app = typer.Typer(no_args_is_help=True, help="Base models shipped as packages.")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _parse_columns(pairs: list[str], yaml_file: Path | None) -> tuple[dict[str, str], dict]:
@@ -30,8 +30,9 @@ def _parse_columns(pairs: list[str], yaml_file: Path | None) -> tuple[dict[str, 
         extra = yaml.safe_load(yaml_file.read_text()) or {}
         unknown = set(extra) - {"columns", "scale", "encoding"}
         if unknown:
-            raise typer.BadParameter(f"{yaml_file}: unknown key(s) {sorted(unknown)}; "
-                                     "expected columns, scale, encoding")
+            raise typer.BadParameter(
+                f"{yaml_file}: unknown key(s) {sorted(unknown)}; expected columns, scale, encoding"
+            )
         columns = dict(extra.pop("columns", {}) or {})
     for item in pairs:
         name, sep, column = item.partition("=")
@@ -55,8 +56,12 @@ def data_prepare(
     locale: Annotated[str | None, typer.Option(help="esci: product locale ('' keeps all)")] = "us",
     version: Annotated[str, typer.Option(help="esci: small | large | all")] = "small",
     column: Annotated[list[str], typer.Option(help="table: NAME=COLUMN (repeatable)")] = [],  # noqa: B006
-    columns: Annotated[Path | None, typer.Option(help="table: YAML with columns/scale/encoding")] = None,
-    scale: Annotated[str | None, typer.Option(help="table: homedepot | esci | wands | binary")] = None,
+    columns: Annotated[
+        Path | None, typer.Option(help="table: YAML with columns/scale/encoding")
+    ] = None,
+    scale: Annotated[
+        str | None, typer.Option(help="table: homedepot | esci | wands | binary")
+    ] = None,
     encoding: Annotated[str | None, typer.Option(help="text encoding of CSV/TSV inputs")] = None,
 ) -> None:
     """Load a dataset, reject bad rows, split by query, write train/dev/test.parquet."""
@@ -64,18 +69,34 @@ def data_prepare(
     from shoprel.data.prepare import PrepareConfig, prepare
 
     mapping, extra = _parse_columns(column, columns)
-    options = LoaderOptions(locale=locale or None, version=version, columns=mapping,
-                            scale=scale or extra.get("scale"), encoding=encoding or extra.get("encoding"),
-                            seed=seed)
-    cfg = PrepareConfig(source=source, inputs=list(input), seed=seed, test_only=test_only, strict=strict,
-                        fractions=(1 - dev_frac - test_frac, dev_frac, test_frac),
-                        label_smoothing=label_smoothing, loader=options)
+    options = LoaderOptions(
+        locale=locale or None,
+        version=version,
+        columns=mapping,
+        scale=scale or extra.get("scale"),
+        encoding=encoding or extra.get("encoding"),
+        seed=seed,
+    )
+    cfg = PrepareConfig(
+        source=source,
+        inputs=list(input),
+        seed=seed,
+        test_only=test_only,
+        strict=strict,
+        fractions=(1 - dev_frac - test_frac, dev_frac, test_frac),
+        label_smoothing=label_smoothing,
+        loader=options,
+    )
     with console.status(f"preparing {source}"):
         card = prepare(cfg, out)
-    console.print(f"{card['rows_read']} rows read, {card['rows_written']} written, "
-                  f"{card['rows_rejected']} rejected {card['rejects_by_reason'] or ''}")
+    console.print(
+        f"{card['rows_read']} rows read, {card['rows_written']} written, "
+        f"{card['rows_rejected']} rejected {card['rejects_by_reason'] or ''}"
+    )
     for name, split in card["splits"].items():
-        console.print(f"  {name}: {split['pairs']} pairs, {split['queries']} queries -> {out / name}.parquet")
+        console.print(
+            f"  {name}: {split['pairs']} pairs, {split['queries']} queries -> {out / name}.parquet"
+        )
 
 
 @app.command()
@@ -119,8 +140,13 @@ def models_list() -> None:
 
     table = Table("alias", "kind", "installed", "path", "description")
     for info in list_models():
-        table.add_row(info.alias, info.kind, "yes" if info.installed else "no",
-                      str(info.path or "-"), info.description)
+        table.add_row(
+            info.alias,
+            info.kind,
+            "yes" if info.installed else "no",
+            str(info.path or "-"),
+            info.description,
+        )
     console.print(table)
 
 
@@ -149,8 +175,13 @@ def quickstart(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=err_console, show_path=False)])
+    for noisy in ("bm25s", "sentence_transformers", "transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
     from shoprel.data.readers import DataError
 
     try:

@@ -44,13 +44,21 @@ def rejects(tmp_path: Path) -> list[dict]:
 
 
 def test_homedepot_soft_targets_and_joins(tmp_path: Path) -> None:
-    train = write(tmp_path / "train.csv", HOMEDEPOT_TRAIN + '18,100006,"Café Table","table",3\n',
-                  encoding="latin-1")
-    desc = write(tmp_path / "product_descriptions.csv",
-                 '"product_uid","product_description"\n100001,"Angle made from steel"\n')
-    attrs = write(tmp_path / "attributes.csv", '"product_uid","name","value"\n'
-                  '100001,"MFG Brand Name","Simpson Strong-Tie"\n100001,"Material","Steel"\n'
-                  '100001,"Bullet01","Not an attribute"\n')
+    train = write(
+        tmp_path / "train.csv",
+        HOMEDEPOT_TRAIN + '18,100006,"Café Table","table",3\n',
+        encoding="latin-1",
+    )
+    desc = write(
+        tmp_path / "product_descriptions.csv",
+        '"product_uid","product_description"\n100001,"Angle made from steel"\n',
+    )
+    attrs = write(
+        tmp_path / "attributes.csv",
+        '"product_uid","name","value"\n'
+        '100001,"MFG Brand Name","Simpson Strong-Tie"\n100001,"Material","Steel"\n'
+        '100001,"Bullet01","Not an attribute"\n',
+    )
     card = run(tmp_path, "homedepot", [train, desc, attrs])
     pairs = read_out(tmp_path).set_index("query")
     assert list(read_out(tmp_path).columns) == PAIR_COLUMNS
@@ -94,9 +102,15 @@ def test_broken_rows_are_rejected_with_file_line_and_reason(tmp_path: Path) -> N
     card = run(tmp_path, "homedepot", [path])
     got = {(r["line"], r["reason"]) for r in rejects(tmp_path)}
     assert got == {
-        (3, "empty_title"), (4, "empty_query"), (5, "bad_label"), (6, "bad_label"),
-        (7, "conflicting_labels"), (8, "conflicting_labels"), (10, "duplicate_pair"),
-        (11, "malformed_row"), (14, "bad_label"),
+        (3, "empty_title"),
+        (4, "empty_query"),
+        (5, "bad_label"),
+        (6, "bad_label"),
+        (7, "conflicting_labels"),
+        (8, "conflicting_labels"),
+        (10, "duplicate_pair"),
+        (11, "malformed_row"),
+        (14, "bad_label"),
     }
     assert all(r["file"] == str(path) for r in rejects(tmp_path))
     assert card["rows_read"] == 12
@@ -114,14 +128,18 @@ def test_strict_turns_a_reject_into_an_error(tmp_path: Path) -> None:
 
 
 def test_missing_column_names_file_and_column(tmp_path: Path) -> None:
-    path = write(tmp_path / "train.csv", '"id","product_uid","product_title","search_term"\n1,2,"a","b"\n')
+    path = write(
+        tmp_path / "train.csv", '"id","product_uid","product_title","search_term"\n1,2,"a","b"\n'
+    )
     with pytest.raises(DataError, match=r"train.csv: missing column 'relevance'"):
         run(tmp_path, "homedepot", [path])
 
 
 def test_split_is_by_query_and_deterministic(tmp_path: Path) -> None:
     card = run(tmp_path, "demo", [], seed=3)
-    splits = {s: pd.read_parquet(tmp_path / "out" / f"{s}.parquet") for s in ("train", "dev", "test")}
+    splits = {
+        s: pd.read_parquet(tmp_path / "out" / f"{s}.parquet") for s in ("train", "dev", "test")
+    }
     queries = [set(f["query_id"]) for f in splits.values()]
     assert not (queries[0] & queries[1] or queries[0] & queries[2] or queries[1] & queries[2])
     assert card["splits"]["dev"]["queries"] > 0 and card["splits"]["test"]["queries"] > 0
@@ -143,26 +161,30 @@ def test_test_only_writes_one_split(tmp_path: Path) -> None:
 
 
 def test_esci_parquet_examples_and_products(tmp_path: Path) -> None:
-    examples = pd.DataFrame({
-        "example_id": [1, 2, 3, 4, 5],
-        "query": ["usb cable", "usb cable", "usb cable", "tv stand", "zapatos"],
-        "query_id": [1, 1, 1, 2, 3],
-        "product_id": ["B1", "B2", "B3", "B1", "B9"],
-        "product_locale": ["us", "us", "us", "us", "es"],
-        "esci_label": ["E", "S", "X", "I", "E"],
-        "small_version": [1, 1, 1, 0, 1],
-        "large_version": [1, 1, 1, 1, 1],
-        "split": ["train"] * 5,
-    })
-    products = pd.DataFrame({
-        "product_id": ["B1", "B2", "B3", "B9"],
-        "product_locale": ["us", "us", "us", "es"],
-        "product_title": ["Anker USB-C cable", "USB-A cable", "HDMI cable", "Zapatos"],
-        "product_description": [None, "A cable", None, None],
-        "product_bullet_point": ["6 ft", None, None, None],
-        "product_brand": ["Anker", None, "Amazon Basics", None],
-        "product_color": ["black", None, None, None],
-    })
+    examples = pd.DataFrame(
+        {
+            "example_id": [1, 2, 3, 4, 5],
+            "query": ["usb cable", "usb cable", "usb cable", "tv stand", "zapatos"],
+            "query_id": [1, 1, 1, 2, 3],
+            "product_id": ["B1", "B2", "B3", "B1", "B9"],
+            "product_locale": ["us", "us", "us", "us", "es"],
+            "esci_label": ["E", "S", "X", "I", "E"],
+            "small_version": [1, 1, 1, 0, 1],
+            "large_version": [1, 1, 1, 1, 1],
+            "split": ["train"] * 5,
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "product_id": ["B1", "B2", "B3", "B9"],
+            "product_locale": ["us", "us", "us", "es"],
+            "product_title": ["Anker USB-C cable", "USB-A cable", "HDMI cable", "Zapatos"],
+            "product_description": [None, "A cable", None, None],
+            "product_bullet_point": ["6 ft", None, None, None],
+            "product_brand": ["Anker", None, "Amazon Basics", None],
+            "product_color": ["black", None, None, None],
+        }
+    )
     examples.to_parquet(tmp_path / "shopping_queries_dataset_examples.parquet")
     products.to_parquet(tmp_path / "shopping_queries_dataset_products.parquet")
     card = run(tmp_path, "esci", [tmp_path])
@@ -187,17 +209,30 @@ def test_esci_merged_sample_file() -> None:
 
 
 def test_wands_tab_separated(tmp_path: Path) -> None:
-    write(tmp_path / "query.csv", "query_id\tquery\tquery_class\n0\tsalon chair\tMassage Chairs\n"
-          "1\tsmart coffee table\tCoffee Tables\n")
-    write(tmp_path / "product.csv", "product_id\tproduct_name\tproduct_class\tcategory hierarchy\t"
-          "product_description\tproduct_features\n"
-          "10\tsalon massage chair\tMassage Chairs\tFurniture / Chairs\tnice\tcolor:black|material:leather\n"
-          "11\tcoffee table\tCoffee Tables\tFurniture / Tables\t\t\n")
-    write(tmp_path / "label.csv", "id\tquery_id\tproduct_id\tlabel\n0\t0\t10\tExact\n1\t0\t11\tIrrelevant\n"
-          "2\t1\t11\tPartial\n3\t1\t10\tMaybe\n4\t1\t99\tExact\n")
+    write(
+        tmp_path / "query.csv",
+        "query_id\tquery\tquery_class\n0\tsalon chair\tMassage Chairs\n"
+        "1\tsmart coffee table\tCoffee Tables\n",
+    )
+    write(
+        tmp_path / "product.csv",
+        "product_id\tproduct_name\tproduct_class\tcategory hierarchy\t"
+        "product_description\tproduct_features\n"
+        "10\tsalon massage chair\tMassage Chairs\tFurniture / Chairs\tnice\t"
+        "color:black|material:leather\n"
+        "11\tcoffee table\tCoffee Tables\tFurniture / Tables\t\t\n",
+    )
+    write(
+        tmp_path / "label.csv",
+        "id\tquery_id\tproduct_id\tlabel\n0\t0\t10\tExact\n1\t0\t11\tIrrelevant\n"
+        "2\t1\t11\tPartial\n3\t1\t10\tMaybe\n4\t1\t99\tExact\n",
+    )
     card = run(tmp_path, "wands", [tmp_path])
     assert card["scale"] == "wands" and card["rows_read"] == 5
-    assert {(r["line"], r["reason"]) for r in rejects(tmp_path)} == {(5, "bad_label"), (6, "empty_title")}
+    assert {(r["line"], r["reason"]) for r in rejects(tmp_path)} == {
+        (5, "bad_label"),
+        (6, "empty_title"),
+    }
     pairs = read_out(tmp_path).set_index(["query", "product_id"])
     assert pairs.loc[("salon chair", "10"), "label"] == 2.0
     assert pairs.loc[("salon chair", "10"), "attributes"] == "color: black; material: leather"
@@ -205,9 +240,11 @@ def test_wands_tab_separated(tmp_path: Path) -> None:
 
 
 def test_table_with_column_mapping(tmp_path: Path) -> None:
-    rows = [{"q": "red drill", "name": "Red drill", "grade": 1, "sku": "A"},
-            {"q": "red drill", "name": "Blue saw", "grade": 0, "sku": "B"},
-            {"q": "", "name": "Blue saw", "grade": 0, "sku": "B"}]
+    rows = [
+        {"q": "red drill", "name": "Red drill", "grade": 1, "sku": "A"},
+        {"q": "red drill", "name": "Blue saw", "grade": 0, "sku": "B"},
+        {"q": "", "name": "Blue saw", "grade": 0, "sku": "B"},
+    ]
     path = tmp_path / "judgments.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     columns = {"query": "q", "title": "name", "label": "grade", "product_id": "sku"}
@@ -216,8 +253,12 @@ def test_table_with_column_mapping(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="grade scale"):
         run(tmp_path, "table", [path], loader=LoaderOptions(columns=columns))
     with pytest.raises(DataError, match=r"judgments.jsonl: missing column 'nope'"):
-        run(tmp_path, "table", [path], loader=LoaderOptions(columns={**columns, "brand": "nope"},
-                                                            scale="binary"))
+        run(
+            tmp_path,
+            "table",
+            [path],
+            loader=LoaderOptions(columns={**columns, "brand": "nope"}, scale="binary"),
+        )
 
 
 def test_outputs_are_replaced_whole(tmp_path: Path) -> None:

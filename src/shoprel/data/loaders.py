@@ -55,7 +55,9 @@ def _expand(inputs: list[Path]) -> list[Path]:
     for path in map(Path, inputs):
         if path.is_dir():
             files += sorted(
-                p for p in path.iterdir() if p.suffix.lower() in {".csv", ".tsv", ".parquet", ".jsonl"}
+                p
+                for p in path.iterdir()
+                if p.suffix.lower() in {".csv", ".tsv", ".parquet", ".jsonl"}
             )
         elif path.is_file():
             files.append(path)
@@ -64,14 +66,18 @@ def _expand(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def _by_columns(files: list[Path], roles: dict[str, str], encoding: str | None) -> dict[str, pd.DataFrame]:
+def _by_columns(
+    files: list[Path], roles: dict[str, str], encoding: str | None
+) -> dict[str, pd.DataFrame]:
     """Read each file and give it the first role whose marker column it has."""
     found: dict[str, pd.DataFrame] = {}
     for path in files:
         frame = read_records(path, encoding=encoding)
         role = next((r for r, marker in roles.items() if marker in frame.columns), None)
         if role is None:
-            raise DataError(f"{path}: not a recognised file; expected a column among {sorted(roles.values())}")
+            raise DataError(
+                f"{path}: not a recognised file; expected a column among {sorted(roles.values())}"
+            )
         found[role] = frame
     return found
 
@@ -83,6 +89,11 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[RAW_COLUMNS].reset_index(drop=True)
 
 
+def _text(value: object) -> str:
+    """A cell as one line of text; missing cells are empty."""
+    return "" if value is None or value != value else " ".join(str(value).split())
+
+
 def _join_text(parts: list[str], limit: int = MAX_ATTRIBUTES_CHARS) -> str:
     return "; ".join(parts)[:limit]
 
@@ -92,15 +103,28 @@ def load_homedepot(inputs: list[Path], options: LoaderOptions) -> Loaded:
     roles = {"pairs": "search_term", "descriptions": "product_description", "attributes": "name"}
     files = _by_columns(_expand(inputs), roles, options.encoding or "latin-1")
     if "pairs" not in files:
-        raise DataError("homedepot: no file with a 'search_term' column among the inputs (train.csv)")
+        raise DataError(
+            "homedepot: no file with a 'search_term' column among the inputs (train.csv)"
+        )
     pairs = files["pairs"]
-    require_columns(pairs, pairs[FILE].iat[0] if len(pairs) else "train.csv",
-                    ["search_term", "product_uid", "product_title", "relevance"])
-    frame = pairs.rename(columns={"search_term": "query", "product_uid": "product_id",
-                                  "product_title": "title", "relevance": "label_raw"})
+    require_columns(
+        pairs,
+        pairs[FILE].iat[0] if len(pairs) else "train.csv",
+        ["search_term", "product_uid", "product_title", "relevance"],
+    )
+    frame = pairs.rename(
+        columns={
+            "search_term": "query",
+            "product_uid": "product_id",
+            "product_title": "title",
+            "relevance": "label_raw",
+        }
+    )
     if "descriptions" in files:
         desc = files["descriptions"].drop_duplicates("product_uid")
-        frame["description"] = frame["product_id"].map(desc.set_index("product_uid")["product_description"])
+        frame["description"] = frame["product_id"].map(
+            desc.set_index("product_uid")["product_description"]
+        )
     if "attributes" in files:
         brand, attrs = _homedepot_attributes(files["attributes"])
         frame["brand"] = frame["product_id"].map(brand)
@@ -113,17 +137,21 @@ def _homedepot_attributes(table: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     brand = table[table["name"] == "MFG Brand Name"].drop_duplicates("product_uid")
     specs = table[~table["name"].str.startswith("Bullet") & (table["name"] != "MFG Brand Name")]
     attrs = specs.groupby("product_uid").apply(
-        lambda g: _join_text([f"{n}: {v}" for n, v in zip(g["name"], g["value"])]), include_groups=False
+        lambda g: _join_text([f"{n}: {v}" for n, v in zip(g["name"], g["value"], strict=True)]),
+        include_groups=False,
     )
     return brand.set_index("product_uid")["value"], attrs
 
 
 def load_esci(inputs: list[Path], options: LoaderOptions) -> Loaded:
     """Amazon ESCI: examples + products (Parquet or CSV), or one file with both merged."""
-    files = _by_columns(_expand(inputs), {"examples": "esci_label", "products": "product_title"},
-                        options.encoding)
+    files = _by_columns(
+        _expand(inputs), {"examples": "esci_label", "products": "product_title"}, options.encoding
+    )
     if "examples" not in files:
-        raise DataError("esci: no file with an 'esci_label' column (shopping_queries_dataset_examples)")
+        raise DataError(
+            "esci: no file with an 'esci_label' column (shopping_queries_dataset_examples)"
+        )
     examples = files["examples"]
     path = examples[FILE].iat[0] if len(examples) else "examples"
     require_columns(examples, path, ["query", "product_id", "esci_label"])
@@ -131,19 +159,30 @@ def load_esci(inputs: list[Path], options: LoaderOptions) -> Loaded:
     examples, filtered = _esci_filter(examples, path, options)
     if "product_title" not in examples.columns:
         if "products" not in files:
-            raise DataError("esci: the examples have no product fields; also give the products file")
+            raise DataError(
+                "esci: the examples have no product fields; also give the products file"
+            )
         examples = _esci_join(examples, files["products"])
-    frame = examples.rename(columns={"product_title": "title", "product_brand": "brand",
-                                     "product_description": "description", "esci_label": "label_raw"})
+    frame = examples.rename(
+        columns={
+            "product_title": "title",
+            "product_brand": "brand",
+            "product_description": "description",
+            "esci_label": "label_raw",
+        }
+    )
+    colors = frame.get("product_color", pd.Series([None] * len(frame), index=frame.index))
+    bullets = frame.get("product_bullet_point", pd.Series([None] * len(frame), index=frame.index))
     frame["attributes"] = [
-        _join_text([f"color: {c}"] * bool(c) + [str(b).replace("\n", " ")] * bool(b))
-        for c, b in zip(frame.get("product_color", [None] * len(frame)),
-                        frame.get("product_bullet_point", [None] * len(frame)))
+        _join_text([f"color: {_text(c)}"] * bool(_text(c)) + [_text(b)] * bool(_text(b)))
+        for c, b in zip(colors, bullets, strict=True)
     ]
     return Loaded(_finish(frame), SCALES["esci"], rows_read, filtered)
 
 
-def _esci_filter(examples: pd.DataFrame, path: str, options: LoaderOptions) -> tuple[pd.DataFrame, dict[str, int]]:
+def _esci_filter(
+    examples: pd.DataFrame, path: str, options: LoaderOptions
+) -> tuple[pd.DataFrame, dict[str, int]]:
     filtered: dict[str, int] = {}
     if options.locale and "product_locale" in examples.columns:
         keep = examples["product_locale"] == options.locale
@@ -160,7 +199,8 @@ def _esci_filter(examples: pd.DataFrame, path: str, options: LoaderOptions) -> t
 
 def _esci_join(examples: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     keys = ["product_id"] + ["product_locale"] * (
-        "product_locale" in products.columns and "product_locale" in examples.columns)
+        "product_locale" in products.columns and "product_locale" in examples.columns
+    )
     fields = [c for c in products.columns if c.startswith("product_") and c not in keys]
     products = products.drop_duplicates(keys)[keys + fields]
     return examples.merge(products, on=keys, how="left")
@@ -172,8 +212,10 @@ def load_wands(inputs: list[Path], options: LoaderOptions) -> Loaded:
     missing = [name for name in ("query", "product", "label") if name not in files]
     if missing:
         raise DataError(f"wands: missing {', '.join(f'{m}.csv' for m in missing)} among the inputs")
-    read = {name: read_records(files[name], encoding=options.encoding, sep="\t")
-            for name in ("query", "product", "label")}
+    read = {
+        name: read_records(files[name], encoding=options.encoding, sep="\t")
+        for name in ("query", "product", "label")
+    }
     require_columns(read["label"], files["label"], ["query_id", "product_id", "label"])
     require_columns(read["query"], files["query"], ["query_id", "query"])
     require_columns(read["product"], files["product"], ["product_id", "product_name"])
@@ -182,12 +224,22 @@ def load_wands(inputs: list[Path], options: LoaderOptions) -> Loaded:
     products = read["product"].drop_duplicates("product_id").set_index("product_id")
     labels["query"] = labels["query_id"].map(queries)
     labels["title"] = labels["product_id"].map(products["product_name"])
-    for target, column in (("category", "category hierarchy"), ("description", "product_description")):
+    for target, column in (
+        ("category", "category hierarchy"),
+        ("description", "product_description"),
+    ):
         if column in products.columns:
             labels[target] = labels["product_id"].map(products[column])
     if "product_features" in products.columns:
-        features = products["product_features"].fillna("").map(
-            lambda text: _join_text([part.replace(":", ": ", 1) for part in text.split("|") if part]))
+        features = (
+            products["product_features"]
+            .fillna("")
+            .map(
+                lambda text: _join_text(
+                    [part.replace(":", ": ", 1) for part in text.split("|") if part]
+                )
+            )
+        )
         labels["attributes"] = labels["product_id"].map(features)
     return Loaded(_finish(labels), SCALES["wands"], len(read["label"]))
 
@@ -195,12 +247,16 @@ def load_wands(inputs: list[Path], options: LoaderOptions) -> Loaded:
 def load_table(inputs: list[Path], options: LoaderOptions) -> Loaded:
     """Any CSV/TSV/JSONL/Parquet with ``options.columns`` mapping canonical names to its columns."""
     if options.scale is None:
-        raise DataError(f"table: give the grade scale of the labels (--scale, one of {sorted(SCALES)})")
+        raise DataError(
+            f"table: give the grade scale of the labels (--scale, one of {sorted(SCALES)})"
+        )
     scale = get_scale(options.scale)
     mapping = {"query": "query", "title": "title", "label": "label", **options.columns}
     unknown = set(mapping) - {"query", "product_id", "label", *TEXT_FIELDS}
     if unknown:
-        raise DataError(f"table: unknown canonical column(s) {sorted(unknown)} in the column mapping")
+        raise DataError(
+            f"table: unknown canonical column(s) {sorted(unknown)} in the column mapping"
+        )
     frames = []
     for path in _expand(inputs):
         frame = read_records(path, encoding=options.encoding)

@@ -1,6 +1,7 @@
 """``shoprel data prepare``: load a dataset, check every row, split by query, write the pair tables.
 
-    shoprel data prepare --source homedepot --input ../shared/data/home_depot_search_relevance --out run/data
+    shoprel data prepare --source homedepot \
+        --input ../shared/data/home_depot_search_relevance --out run/data
 
 Writes ``train/dev/test.parquet`` (or only ``test.parquet`` with ``--test-only``), ``rejects.jsonl``
 and ``card.json``. Every row read is either written or rejected with its file, line and reason
@@ -20,7 +21,14 @@ import pandas as pd
 
 from shoprel.data.loaders import Loaded, LoaderOptions, load
 from shoprel.data.readers import FILE, LINE, MALFORMED, DataError
-from shoprel.data.schema import PAIR_COLUMNS, SPLITS, TEXT_FIELDS, GradeScale, make_pair_id, make_query_id
+from shoprel.data.schema import (
+    PAIR_COLUMNS,
+    SPLITS,
+    TEXT_FIELDS,
+    GradeScale,
+    make_pair_id,
+    make_query_id,
+)
 from shoprel.io import write_json, write_jsonl, write_parquet
 
 
@@ -47,10 +55,18 @@ class PrepareConfig:
     loader: LoaderOptions = field(default_factory=LoaderOptions)
 
     def __post_init__(self) -> None:
-        if len(self.fractions) != 3 or min(self.fractions) < 0 or not np.isclose(sum(self.fractions), 1):
-            raise ValueError(f"fractions: expected three shares >= 0 summing to 1, got {self.fractions}")
+        if (
+            len(self.fractions) != 3
+            or min(self.fractions) < 0
+            or not np.isclose(sum(self.fractions), 1)
+        ):
+            raise ValueError(
+                f"fractions: expected three shares >= 0 summing to 1, got {self.fractions}"
+            )
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing}")
+            raise ValueError(
+                f"label_smoothing: expected a value in [0, 1), got {self.label_smoothing}"
+            )
 
 
 def prepare(cfg: PrepareConfig, out: str | Path) -> dict[str, Any]:
@@ -91,12 +107,21 @@ def validate(records: pd.DataFrame, scale: GradeScale) -> tuple[pd.DataFrame, li
         reason[index], detail[index] = why, note
     records["label"] = labels
     records["query_id"] = records["query"].map(lambda q: make_query_id(q) if q else None)
-    records["pair_id"] = [make_pair_id(q, p) for q, p in zip(records["query_id"], records["product_id"])]
+    records["pair_id"] = [
+        make_pair_id(q, p) for q, p in zip(records["query_id"], records["product_id"], strict=True)
+    ]
     _mark_duplicates(records, reason, detail)
     bad = reason.notna()
     rejects = [
-        {"file": str(r[FILE]), "line": int(r[LINE]), "reason": reason[i], "detail": detail[i],
-         "query": r["query"], "product_id": r["product_id"], "label": _jsonable(r["label_raw"])}
+        {
+            "file": str(r[FILE]),
+            "line": int(r[LINE]),
+            "reason": reason[i],
+            "detail": detail[i],
+            "query": r["query"],
+            "product_id": r["product_id"],
+            "label": _jsonable(r["label_raw"]),
+        }
         for i, r in records[bad].iterrows()
     ]
     return records[~bad].drop(columns=["label_raw", FILE, LINE, MALFORMED]), rejects
@@ -105,14 +130,18 @@ def validate(records: pd.DataFrame, scale: GradeScale) -> tuple[pd.DataFrame, li
 def _row_problem(row: pd.Series) -> tuple[str | None, str | None]:
     if isinstance(row[MALFORMED], str):
         return "malformed_row", row[MALFORMED]
-    for column, why in (("query", "empty_query"), ("title", "empty_title"), ("product_id", "empty_product_id")):
+    for column, why in (
+        ("query", "empty_query"),
+        ("title", "empty_title"),
+        ("product_id", "empty_product_id"),
+    ):
         if not row[column]:
             return why, f"{column} is empty"
     return None, None
 
 
 def _mark_duplicates(records: pd.DataFrame, reason: pd.Series, detail: pd.Series) -> None:
-    """The same pair twice: later copies of an equal label are duplicates; differing labels reject all."""
+    """A pair seen twice: one label repeated is a duplicate; differing labels reject every copy."""
     good = records[reason.isna()]
     groups = good.groupby("pair_id")["label"]
     spread = groups.transform("max") - groups.transform("min")
@@ -126,16 +155,25 @@ def _mark_duplicates(records: pd.DataFrame, reason: pd.Series, detail: pd.Series
     detail[repeated[repeated].index] = "an earlier row has the same query, product and label"
 
 
-def split_by_query(pairs: pd.DataFrame, seed: int, fractions: tuple[float, float, float]) -> dict[str, pd.DataFrame]:
-    """Each query goes to one split by a seeded hash of its id: stable, whatever else is in the data."""
+def split_by_query(
+    pairs: pd.DataFrame, seed: int, fractions: tuple[float, float, float]
+) -> dict[str, pd.DataFrame]:
+    """Each query goes to one split by a seeded hash of its id, whatever else is in the data."""
     bounds = np.cumsum(fractions)
-    draws = pairs["query_id"].map(lambda q: int(hashlib.sha1(f"{seed}:{q}".encode()).hexdigest()[:12], 16) / 16**12)
+    draws = pairs["query_id"].map(
+        lambda q: int(hashlib.sha1(f"{seed}:{q}".encode()).hexdigest()[:12], 16) / 16**12
+    )
     which = np.searchsorted(bounds[:-1], draws.to_numpy(), side="right")
     return {name: pairs[which == i] for i, name in enumerate(SPLITS)}
 
 
-def data_card(cfg: PrepareConfig, loaded: Loaded, pairs: pd.DataFrame,
-              splits: dict[str, pd.DataFrame], rejects: list[dict[str, Any]]) -> dict[str, Any]:
+def data_card(
+    cfg: PrepareConfig,
+    loaded: Loaded,
+    pairs: pd.DataFrame,
+    splits: dict[str, pd.DataFrame],
+    rejects: list[dict[str, Any]],
+) -> dict[str, Any]:
     scale = loaded.scale
     return {
         "source": cfg.source,
@@ -156,7 +194,11 @@ def data_card(cfg: PrepareConfig, loaded: Loaded, pairs: pd.DataFrame,
 
 
 def _counts(frame: pd.DataFrame, scale: GradeScale) -> dict[str, Any]:
-    grades = Counter(scale.nearest_grade(frame["label"].to_numpy()).tolist()) if len(frame) else Counter()
+    grades = (
+        Counter(scale.nearest_grade(frame["label"].to_numpy()).tolist())
+        if len(frame)
+        else Counter()
+    )
     return {
         "pairs": len(frame),
         "queries": int(frame["query_id"].nunique()),

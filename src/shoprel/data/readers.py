@@ -21,7 +21,9 @@ class DataError(ValueError):
     """Input that shoprel cannot read: the message names the file and what is wrong."""
 
 
-def read_records(path: str | Path, *, encoding: str | None = None, sep: str | None = None) -> pd.DataFrame:
+def read_records(
+    path: str | Path, *, encoding: str | None = None, sep: str | None = None
+) -> pd.DataFrame:
     """All columns as strings plus ``_file`` and ``_line`` (1-based; the row number for Parquet)."""
     path = Path(path)
     if not path.is_file():
@@ -44,7 +46,9 @@ def require_columns(frame: pd.DataFrame, path: str | Path, columns: list[str]) -
     present = [c for c in frame.columns if c not in (LINE, FILE)]
     for column in columns:
         if column not in frame.columns:
-            raise DataError(f"{path}: missing column {column!r} (the file has: {', '.join(present)})")
+            raise DataError(
+                f"{path}: missing column {column!r} (the file has: {', '.join(present)})"
+            )
 
 
 def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
@@ -58,7 +62,9 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
             if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+                raise DataError(
+                    f"{path}:{number}: expected a JSON object, got {type(row).__name__}"
+                )
             row[LINE] = number
             rows.append(row)
     return pd.DataFrame(rows)
@@ -91,7 +97,9 @@ def _read_csv(path: Path, encoding: str, sep: str | None) -> pd.DataFrame:
                 rows.append((values + [None] * len(header))[: len(header)])
                 lines.append(start)
                 wrong = len(values) != len(header)
-                malformed.append(f"expected {len(header)} fields, got {len(values)}" if wrong else None)
+                malformed.append(
+                    f"expected {len(header)} fields, got {len(values)}" if wrong else None
+                )
             start = reader.line_num + 1
     frame = pd.DataFrame(rows, columns=header, dtype=object)
     frame[LINE] = lines

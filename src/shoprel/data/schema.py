@@ -158,7 +158,9 @@ def get_scale(name: str) -> GradeScale:
     try:
         return SCALES[name]
     except KeyError:
-        raise ValueError(f"unknown grade scale {name!r}; expected one of {sorted(SCALES)}") from None
+        raise ValueError(
+            f"unknown grade scale {name!r}; expected one of {sorted(SCALES)}"
+        ) from None
 
 
 _SPACES = re.compile(r"\s+")

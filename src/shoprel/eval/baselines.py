@@ -21,11 +21,18 @@ from shoprel.io import write_parquet
 BASELINES = ("bm25", "biencoder")
 
 
-def item_text(frame: pd.DataFrame, fields: tuple[str, ...] = ("brand", "title", "category")) -> pd.Series:
+def item_text(
+    frame: pd.DataFrame, fields: tuple[str, ...] = ("brand", "title", "category")
+) -> pd.Series:
     """Short item text: the title with brand and category where they add words."""
+
     def join(row: pd.Series) -> str:
         parts = [row["title"]]
-        parts += [row[f] for f in fields if f != "title" and row[f] and row[f].lower() not in row["title"].lower()]
+        parts += [
+            row[f]
+            for f in fields
+            if f != "title" and row[f] and row[f].lower() not in row["title"].lower()
+        ]
         return " | ".join(parts)
 
     return frame.apply(join, axis=1)
@@ -38,19 +45,24 @@ def bm25_scores(pairs: pd.DataFrame, corpus: pd.DataFrame) -> np.ndarray:
     products = corpus.drop_duplicates("product_id").reset_index(drop=True)
     row_of = pd.Series(range(len(products)), index=products["product_id"])
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(item_text(products).tolist(), stopwords="en", show_progress=False),
-                    show_progress=False)
+    retriever.index(
+        bm25s.tokenize(item_text(products).tolist(), stopwords="en", show_progress=False),
+        show_progress=False,
+    )
     pairs = pairs.reset_index(drop=True)
     scores = np.zeros(len(pairs))
     for _, group in pairs.groupby("query_id", sort=False):
-        tokens = bm25s.tokenize([group["query"].iat[0]], stopwords="en", return_ids=False,
-                                show_progress=False)[0]
+        tokens = bm25s.tokenize(
+            [group["query"].iat[0]], stopwords="en", return_ids=False, show_progress=False
+        )[0]
         all_scores = retriever.get_scores(tokens)
         scores[group.index] = all_scores[row_of[group["product_id"]].to_numpy()]
     return scores
 
 
-def biencoder_scores(pairs: pd.DataFrame, model: str = "minilm-l6", batch_size: int = 128) -> np.ndarray:
+def biencoder_scores(
+    pairs: pd.DataFrame, model: str = "minilm-l6", batch_size: int = 128
+) -> np.ndarray:
     """Cosine similarity of query and item embeddings from a sentence-transformers model."""
     from sentence_transformers import SentenceTransformer
 
@@ -80,7 +92,9 @@ def run_baseline(name: str, data_dir: str | Path, split: str, out: str | Path) -
         raise ValueError(f"unknown baseline {name!r}; expected one of {list(BASELINES)}")
     pairs, _ = read_split(data_dir, split)
     if name == "bm25":
-        corpus = pd.concat([pd.read_parquet(p) for s in SPLITS if (p := Path(data_dir) / f"{s}.parquet").is_file()])
+        corpus = pd.concat(
+            [pd.read_parquet(p) for s in SPLITS if (p := Path(data_dir) / f"{s}.parquet").is_file()]
+        )
         scores = bm25_scores(pairs, corpus)
     else:
         scores = biencoder_scores(pairs)

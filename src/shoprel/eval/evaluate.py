@@ -37,8 +37,10 @@ def read_split(data_dir: str | Path, split: str) -> tuple[pd.DataFrame, GradeSca
     """The pair table of one split and the grade scale of its data set."""
     path = Path(data_dir) / f"{split}.parquet"
     if not path.is_file():
-        raise DataError(f"{path}: no such split; the data dir has "
-                        f"{sorted(p.stem for p in Path(data_dir).glob('*.parquet'))}")
+        raise DataError(
+            f"{path}: no such split; the data dir has "
+            f"{sorted(p.stem for p in Path(data_dir).glob('*.parquet'))}"
+        )
     return pd.read_parquet(path), get_scale(read_card(data_dir)["scale"])
 
 
@@ -60,8 +62,10 @@ def align_scores(pairs: pd.DataFrame, scores: pd.DataFrame, source: str) -> pd.D
     unknown = scores["pair_id"][~scores["pair_id"].isin(pairs["pair_id"])]
     for name, ids in (("repeated", repeated), ("missing", missing), ("unknown", unknown)):
         if len(ids):
-            raise DataError(f"{source}: {len(ids)} {name} pair id(s), e.g. {list(ids[:3])}; "
-                            f"the scores must cover the split's {len(pairs)} pairs exactly once")
+            raise DataError(
+                f"{source}: {len(ids)} {name} pair id(s), e.g. {list(ids[:3])}; "
+                f"the scores must cover the split's {len(pairs)} pairs exactly once"
+            )
     return scores.set_index("pair_id").loc[pairs["pair_id"]].reset_index()
 
 
@@ -80,7 +84,9 @@ def fit_linear_map(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float
     return float(slope), float(intercept)
 
 
-def cross_fitted_labels(query_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def cross_fitted_labels(
+    query_ids: np.ndarray, scores: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
     """Each half's scores mapped by the line fitted on the other half (halves split by query)."""
     half = np.array([int(hashlib.md5(str(q).encode()).hexdigest(), 16) % 2 for q in query_ids])
     mapped = np.empty_like(scores, dtype=float)
@@ -91,8 +97,12 @@ def cross_fitted_labels(query_ids: np.ndarray, scores: np.ndarray, labels: np.nd
     return mapped
 
 
-def evaluate_scores(pairs: pd.DataFrame, scores: pd.DataFrame, scale: GradeScale,
-                    dev: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict[str, Any]:
+def evaluate_scores(
+    pairs: pd.DataFrame,
+    scores: pd.DataFrame,
+    scale: GradeScale,
+    dev: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> dict[str, Any]:
     """All metrics for scores already aligned with ``pairs`` (see ``align_scores``)."""
     labels = pairs["label"].to_numpy(dtype=float)
     raw = scores["score"].to_numpy(dtype=float)
@@ -108,7 +118,9 @@ def evaluate_scores(pairs: pd.DataFrame, scores: pd.DataFrame, scale: GradeScale
         result["label_map"] = "grade distribution"
     else:
         if dev is not None:
-            slope, intercept = fit_linear_map(dev[1]["score"].to_numpy(float), dev[0]["label"].to_numpy(float))
+            slope, intercept = fit_linear_map(
+                dev[1]["score"].to_numpy(float), dev[0]["label"].to_numpy(float)
+            )
             predicted, result["label_map"] = slope * raw + intercept, "linear, fitted on dev"
         else:
             predicted = cross_fitted_labels(query_ids, raw, labels)
@@ -120,20 +132,33 @@ def evaluate_scores(pairs: pd.DataFrame, scores: pd.DataFrame, scale: GradeScale
     result["rmse"] = metrics.rmse(labels, predicted)
     result["accuracy"] = metrics.accuracy(true_grade, predicted_grade)
     result["macro_f1"] = metrics.macro_f1(true_grade, predicted_grade, scale.n_grades)
-    result["over_recall"] = metrics.over_recall(labels, np.asarray(scale.values)[predicted_grade],
-                                                scale.bad_threshold)
+    result["over_recall"] = metrics.over_recall(
+        labels, np.asarray(scale.values)[predicted_grade], scale.bad_threshold
+    )
     return {k: _plain(v) for k, v in result.items()}
 
 
-def evaluate(data_dir: str | Path, split: str, scores_path: str | Path,
-             dev_scores_path: str | Path | None = None, out: str | Path | None = None) -> dict[str, Any]:
+def evaluate(
+    data_dir: str | Path,
+    split: str,
+    scores_path: str | Path,
+    dev_scores_path: str | Path | None = None,
+    out: str | Path | None = None,
+) -> dict[str, Any]:
     pairs, scale = read_split(data_dir, split)
     scores = align_scores(pairs, read_scores(scores_path), str(scores_path))
     dev = None
     if dev_scores_path is not None:
         dev_pairs, _ = read_split(data_dir, "dev")
-        dev = (dev_pairs, align_scores(dev_pairs, read_scores(dev_scores_path), str(dev_scores_path)))
-    result = {"split": split, "scores": str(scores_path), **evaluate_scores(pairs, scores, scale, dev)}
+        dev = (
+            dev_pairs,
+            align_scores(dev_pairs, read_scores(dev_scores_path), str(dev_scores_path)),
+        )
+    result = {
+        "split": split,
+        "scores": str(scores_path),
+        **evaluate_scores(pairs, scores, scale, dev),
+    }
     if out is not None:
         write_json(result, out)
     return result
