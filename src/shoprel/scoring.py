@@ -1,0 +1,40 @@
+"""The one scoring interface: every model shoprel makes scores pairs the same way.
+
+``predict`` takes canonical pair rows (``pair_id, query, title`` and optional product fields) and
+returns ``pair_id, score`` plus, for models with a grade distribution, ``p_<grade>`` columns.
+``rank`` orders one query's products by score.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    index: int  # position in the input list
+    product_id: str
+    score: float
+
+
+class Scorer(ABC):
+    @abstractmethod
+    def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+        """``pair_id, score`` (and ``p_<grade>`` where known) in the order of ``pairs``."""
+
+    def rank(
+        self, query: str, products: list[dict[str, Any]], top_k: int | None = None
+    ) -> list[RankedItem]:
+        """Products of one query, best first; each product is a dict with ``title`` at least."""
+        frame = pd.DataFrame(products)
+        if "product_id" not in frame.columns:
+            frame["product_id"] = [str(i) for i in range(len(frame))]
+        frame["query"] = query
+        frame["pair_id"] = frame["product_id"].astype(str)
+        scores = self.predict(frame)["score"].to_numpy()
+        order = sorted(range(len(frame)), key=lambda i: -scores[i])[:top_k]
+        return [RankedItem(i, str(frame["product_id"].iat[i]), float(scores[i])) for i in order]

@@ -1,0 +1,291 @@
+"""``shoprel teacher train``: fine-tune a causal LM as a relevance judge on soft targets.
+
+    shoprel teacher train --data run/data --base smollm2-135m-instruct --out run/teacher
+    shoprel teacher train --data run/data --out run/teacher --resume      # continue a killed run
+
+The loss is the cross-entropy between the softmax over the grade tokens at the answer position and
+the pair's target distribution (soft: the dataset's label spread over neighbouring grades; hard:
+one-hot on the nearest grade). LoRA by default (merged into the saved model, so scoring needs no
+PEFT); fp32 on CPU, bf16 on CUDA. Uses the transformers ``Trainer`` with this loss; checkpoints go
+to ``OUT/checkpoints`` and dev metrics after each epoch to ``OUT/dev_metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from shoprel.data.schema import GradeScale
+from shoprel.eval.evaluate import evaluate_scores, read_split
+from shoprel.models import resolve_model
+from shoprel.teacher.model import (
+    META_FILE,
+    TeacherMeta,
+    grade_logits,
+    pad_right,
+    pick_device,
+    pick_dtype,
+)
+from shoprel.teacher.prompts import PromptBuilder, PromptConfig
+from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TeacherTrainConfig:
+    """Training the judge.
+
+    Model:
+        base (str, defaults to ``smollm2-135m-instruct``): causal LM alias, local dir or hub id.
+        lora (bool, defaults to True): train LoRA adapters; False fine-tunes every weight.
+        lora_r (int, defaults to 16), lora_alpha (int, defaults to 32), lora_dropout (float, 0.05).
+    Data:
+        target (str, defaults to ``soft``): ``soft`` or ``hard`` targets.
+        max_train_pairs (int, defaults to 0 = all): a seeded sample of the train split.
+        max_dev_pairs (int, defaults to 1000): dev pairs scored after each epoch (0: none).
+        max_length (int, defaults to 256): prompts are cut to this many tokens.
+    Training:
+        epochs (float, 1.0), learning_rate (float, 2e-4), batch_size (int, 16),
+        grad_accum (int, 1), save_steps (int, 200: a checkpoint every N optimizer steps),
+        seed (int, 0), logging_steps (int, 10).
+    """
+
+    base: str = "smollm2-135m-instruct"
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target: str = "soft"
+    max_train_pairs: int = 0
+    max_dev_pairs: int = 1000
+    max_length: int = 256
+    epochs: float = 1.0
+    learning_rate: float = 2e-4
+    batch_size: int = 16
+    grad_accum: int = 1
+    save_steps: int = 200
+    logging_steps: int = 10
+    seed: int = 0
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+    def __post_init__(self) -> None:
+        if self.target not in ("soft", "hard"):
+            raise ValueError(f"target: expected 'soft' or 'hard', got {self.target!r}")
+        if isinstance(self.prompt, dict):
+            self.prompt = PromptConfig(**self.prompt)
+
+
+def targets_for(pairs: pd.DataFrame, scale: GradeScale, kind: str) -> np.ndarray:
+    """Soft targets as prepared, or one-hot on the grade nearest to the label."""
+    if kind == "soft":
+        return np.stack(pairs["target"].to_numpy()).astype(np.float32)
+    return np.eye(scale.n_grades, dtype=np.float32)[scale.nearest_grade(pairs["label"].to_numpy())]
+
+
+class PairDataset(torch.utils.data.Dataset):
+    def __init__(self, input_ids: list[list[int]], targets: np.ndarray) -> None:
+        self.input_ids, self.targets = input_ids, targets
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"input_ids": self.input_ids[i], "target": self.targets[i]}
+
+
+class PadCollator:
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids, mask = pad_right([r["input_ids"] for r in rows], self.pad_id)
+        target = torch.tensor(np.stack([r["target"] for r in rows]))
+        return {"input_ids": ids, "attention_mask": mask, "target": target}
+
+
+def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy between softmax(grade logits) and a target distribution, mean over rows."""
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+class GradeTrainer(Trainer):
+    """A ``Trainer`` whose loss reads the grade-token distribution at the answer position."""
+
+    def __init__(self, *args: Any, grade_ids: list[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.grade_ids = torch.tensor(grade_ids)
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        grade_ids = self.grade_ids.to(inputs["input_ids"].device)
+        logits = grade_logits(model, inputs["input_ids"], inputs["attention_mask"], grade_ids)
+        loss = soft_target_loss(logits, inputs["target"].to(logits.dtype))
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+
+class DevMetricsCallback(TrainerCallback):
+    """Scores a dev sample with the model in training after each epoch; appends to a JSONL file."""
+
+    def __init__(
+        self, dev: pd.DataFrame, scale: GradeScale, tokenizer: Any, meta: TeacherMeta, path: Path
+    ) -> None:
+        self.dev, self.scale, self.tokenizer, self.meta, self.path = (
+            dev,
+            scale,
+            tokenizer,
+            meta,
+            path,
+        )
+
+    def on_epoch_end(
+        self, args: Any, state: Any, control: Any, model: Any = None, **_: Any
+    ) -> None:
+        if model is None or self.dev.empty:
+            return
+        scorer = TeacherScorer(model, self.tokenizer, self.meta, batch_size=32)
+        metrics = evaluate_scores(self.dev, scorer.predict(self.dev), self.scale)
+        model.train()
+        record = {"epoch": round(state.epoch or 0, 3), "step": state.global_step, **metrics}
+        logger.info(
+            "dev after epoch %.2f: %s",
+            record["epoch"],
+            {k: metrics[k] for k in ("pairwise_accuracy", "auc", "rmse")},
+        )
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def sample(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    if limit and len(frame) > limit:
+        frame = frame.sample(n=limit, random_state=seed)
+    return frame.reset_index(drop=True)
+
+
+def load_base(cfg: TeacherTrainConfig, device: torch.device) -> tuple[Any, Any]:
+    path = resolve_model(cfg.base)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device))
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+    return model, tokenizer
+
+
+def training_arguments(
+    cfg: TeacherTrainConfig, out: Path, device: torch.device
+) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=0.05,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        bf16=pick_dtype(device) == torch.bfloat16,
+        use_cpu=device.type == "cpu",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        remove_unused_columns=False,
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def train_teacher(
+    cfg: TeacherTrainConfig, data_dir: str | Path, out: str | Path, resume: bool = False
+) -> Path:
+    """Train, save the merged judge into ``out`` and return it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device()
+    set_cpu_threads()
+    train, scale = read_split(data_dir, "train")
+    dev, _ = read_split(data_dir, "dev")
+    train, dev = (
+        sample(train, cfg.max_train_pairs, cfg.seed),
+        sample(dev, cfg.max_dev_pairs, cfg.seed),
+    )
+    model, tokenizer = load_base(cfg, device)
+    builder = PromptBuilder(tokenizer, scale, cfg.prompt)
+    meta = TeacherMeta(
+        base=cfg.base,
+        scale=scale.name,
+        grades=list(scale.grades),
+        words=builder.words,
+        grade_ids=builder.grade_ids,
+        prompt=cfg.prompt.to_dict(),
+        train=asdict(cfg),
+    )
+    encoded = [builder.encode(row)[-cfg.max_length :] for row in train.to_dict("records")]
+    dataset = PairDataset(encoded, targets_for(train, scale, cfg.target))
+    if not resume:
+        (out / "dev_metrics.jsonl").unlink(missing_ok=True)
+    trainer = GradeTrainer(
+        model=model,
+        args=training_arguments(cfg, out, device),
+        train_dataset=dataset,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        grade_ids=builder.grade_ids,
+        callbacks=[DevMetricsCallback(dev, scale, tokenizer, meta, out / "dev_metrics.jsonl")],
+    )
+    started = time.perf_counter()
+    has_checkpoint = any((out / "checkpoints").glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=resume and has_checkpoint)
+    meta.train["seconds"] = round(time.perf_counter() - started, 1)
+    meta.train["train_pairs"] = len(train)
+    save_merged(trainer.model, tokenizer, meta, out)
+    return out
+
+
+def save_merged(model: Any, tokenizer: Any, meta: TeacherMeta, out: Path) -> None:
+    """Merge LoRA weights in and save a plain model dir; the meta file is written last."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    (out / META_FILE).unlink(missing_ok=True)
+    staging = out / ".model-tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    for path in staging.iterdir():
+        os.replace(path, out / path.name)
+    staging.rmdir()
+    meta.save(out)
