@@ -40,12 +40,17 @@ def set_cpu_threads() -> None:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantization of the linear layers (weights int8, activations per batch)."""
+    """Dynamic int8 quantization of the decoder's linear layers (weights int8, activations per
+    batch). The LM head stays as it is: only its grade rows are ever used."""
     from torch.ao.quantization import quantize_dynamic
 
+    head = model.get_output_embeddings()
+    names = {
+        n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, names, dtype=torch.qint8)
 
 
 class TeacherScorer(Scorer):

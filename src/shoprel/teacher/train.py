@@ -30,6 +30,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 
 from shoprel.data.schema import GradeScale
@@ -244,6 +245,7 @@ def train_teacher(
         sample(train, cfg.max_train_pairs, cfg.seed),
         sample(dev, cfg.max_dev_pairs, cfg.seed),
     )
+    set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
     model, tokenizer = load_base(cfg, device)
     builder = PromptBuilder(tokenizer, scale, cfg.prompt)
     meta = TeacherMeta(

