@@ -16,8 +16,10 @@ from rich.logging import RichHandler
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Prepare labeled data.")
 models_app = typer.Typer(no_args_is_help=True, help="Base models shipped as packages.")
+teacher_app = typer.Typer(no_args_is_help=True, help="The LLM relevance judge.")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.add_typer(teacher_app, name="teacher")
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -131,6 +133,74 @@ def baseline(
     console.print(f"{len(frame)} scores -> {out}")
 
 
+@teacher_app.command("train")
+def teacher_train(
+    data: Annotated[Path, typer.Option(help="prepared data dir")],
+    out: Annotated[Path, typer.Option(help="output dir of the judge")],
+    base: Annotated[str | None, typer.Option(help="causal LM alias, dir or hub id")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with TeacherTrainConfig keys")] = None,
+    target: Annotated[str | None, typer.Option(help="soft | hard")] = None,
+    epochs: Annotated[float | None, typer.Option(help="passes over the train pairs")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="pairs per step")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="gradient accumulation steps")] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank")] = None,
+    full: Annotated[bool, typer.Option(help="fine-tune every weight instead of LoRA")] = False,
+    max_train_pairs: Annotated[
+        int | None, typer.Option(help="sample of train pairs (0: all)")
+    ] = None,
+    max_dev_pairs: Annotated[int | None, typer.Option(help="dev pairs scored per epoch")] = None,
+    save_steps: Annotated[int | None, typer.Option(help="checkpoint every N steps")] = None,
+    seed: Annotated[int | None, typer.Option(help="sampling and init seed")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in OUT")] = False,
+) -> None:
+    """Fine-tune a causal LM as a relevance judge on soft targets."""
+    from shoprel.config import load_config
+    from shoprel.teacher.train import TeacherTrainConfig, train_teacher
+
+    overrides = dict(
+        base=base,
+        target=target,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        lora_r=lora_r,
+        lora=False if full else None,
+        max_train_pairs=max_train_pairs,
+        max_dev_pairs=max_dev_pairs,
+        save_steps=save_steps,
+        seed=seed,
+    )
+    cfg = load_config(TeacherTrainConfig, config, overrides)
+    path = train_teacher(cfg, data, out, resume=resume)
+    console.print(f"judge saved -> {path}")
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="a model dir made by shoprel")],
+    data: Annotated[Path, typer.Option(help="prepared data dir")],
+    out: Annotated[Path, typer.Option(help="scores file to write (.parquet)")],
+    split: Annotated[str, typer.Option(help="split to score")] = "test",
+    int8: Annotated[bool, typer.Option(help="dynamic int8 quantization (CPU)")] = False,
+    prefix_sharing: Annotated[bool, typer.Option(help="run each query's prefix once")] = True,
+    batch_size: Annotated[int, typer.Option(help="pairs per forward pass")] = 32,
+) -> None:
+    """Score a split with a trained model; writes pair_id, score and the grade distribution."""
+    from shoprel.eval.evaluate import read_split
+    from shoprel.io import write_parquet
+    from shoprel.teacher.scorer import TeacherScorer
+
+    pairs, _ = read_split(data, split)
+    scorer = TeacherScorer.load(
+        model, int8=int8, batch_size=batch_size, prefix_sharing=prefix_sharing
+    )
+    frame = scorer.predict(pairs, progress=True)
+    write_parquet(frame, out)
+    console.print(f"{len(frame)} scores -> {out}")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """The base-model aliases, whether their package is installed, and where they are cached."""
@@ -167,11 +237,14 @@ def models_fetch(
 def quickstart(
     out: Annotated[Path, typer.Option(help="run directory")] = Path("runs/quickstart"),
     seed: Annotated[int, typer.Option(help="demo catalog and split seed")] = 0,
+    teacher_pairs: Annotated[
+        int, typer.Option(help="train pairs of the judge (0: no judge)")
+    ] = 240,
 ) -> None:
     """The whole job on the embedded demo shop."""
     from shoprel.quickstart import run_quickstart
 
-    run_quickstart(out, seed=seed, console=console)
+    run_quickstart(out, seed=seed, teacher_pairs=teacher_pairs, console=console)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def train_tokenizer(texts: list[str]):  # noqa: ANN201 - a transformers tokenizer
+def train_tokenizer(texts: list[str]):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

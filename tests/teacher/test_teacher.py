@@ -138,7 +138,7 @@ class StopAt(TrainerCallback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+    def on_save(self, args, state, control, **kwargs):
         if state.global_step >= self.step:
             raise KeyboardInterrupt
 
@@ -152,7 +152,7 @@ def test_resume_continues_the_same_run(
 
     original = train_module.GradeTrainer.__init__
 
-    def with_crash(self, *args, **kwargs):  # noqa: ANN001, ANN202
+    def with_crash(self, *args, **kwargs):
         kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAt(8)]
         original(self, *args, **kwargs)
 

@@ -33,6 +33,8 @@ class PromptConfig:
         use_chat_template: wrap in the tokenizer's chat template where it has one.
         verbalizer: one word per grade, lowest grade first; each must be a single token. Empty means
             the grade words with a leading space (`` exact``).
+        system: the instruction before the query; ``{choices}`` becomes the grade words. Every
+            token of it is paid for in training, once per pair.
     """
 
     fields: list[str] = field(
@@ -42,6 +44,7 @@ class PromptConfig:
     attributes_tokens: int = 48
     use_chat_template: bool = True
     verbalizer: list[str] = field(default_factory=list)
+    system: str = SYSTEM
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +101,7 @@ class PromptBuilder:
     def _template_parts(self) -> tuple[str, str]:
         """Text before the user message and text after it, up to the answer position."""
         choices = ", ".join(word.strip() for word in self.words)
-        system = SYSTEM.format(choices=choices)
+        system = self.cfg.system.format(choices=choices)
         marker = "\x00USER\x00"
         if self.cfg.use_chat_template and getattr(self.tokenizer, "chat_template", None):
             messages = [{"role": "system", "content": system}, {"role": "user", "content": marker}]

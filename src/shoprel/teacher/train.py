@@ -241,10 +241,8 @@ def train_teacher(
     set_cpu_threads()
     train, scale = read_split(data_dir, "train")
     dev, _ = read_split(data_dir, "dev")
-    train, dev = (
-        sample(train, cfg.max_train_pairs, cfg.seed),
-        sample(dev, cfg.max_dev_pairs, cfg.seed),
-    )
+    train = sample(train, cfg.max_train_pairs, cfg.seed)
+    dev = sample(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
     set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
     model, tokenizer = load_base(cfg, device)
     builder = PromptBuilder(tokenizer, scale, cfg.prompt)

@@ -1,0 +1,38 @@
+"""Typed configs from YAML: dataclass fields are the schema, an unknown key is an error."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass ``cls`` from ``values``; nested dataclass fields take nested mappings."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = cls.__dataclass_fields__[name].default_factory  # type: ignore[attr-defined]
+        nested = default() if callable(default) else None
+        if dataclasses.is_dataclass(nested) and isinstance(value, dict):
+            value = from_dict(type(nested), value, f"{where}.{name}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any]) -> T:
+    """Defaults, then the YAML file (if any), then the overrides that are not ``None``."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of config keys")
+    values |= {k: v for k, v in overrides.items() if v is not None}
+    return from_dict(cls, values, str(path or "config"))
