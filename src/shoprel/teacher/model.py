@@ -57,6 +57,36 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def run_decoder(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    past: tuple[Any, torch.Tensor] | None = None,
+    use_cache: bool = False,
+) -> tuple[Any, torch.Tensor]:
+    """The decoder over right-padded rows, optionally continuing a prefix cache; returns its output
+    and the attention mask over prefix + rows.
+
+    ``past`` is a KV cache with its ``(rows, prefix_len)`` mask. Prefixes are right-padded too: pads
+    sit between a prefix and what follows and are masked out, and each row's positions continue its
+    own prefix.
+    """
+    steps = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    cache, mask, positions = None, attention_mask, steps
+    if past is not None:
+        cache, past_mask = past
+        mask = torch.cat([past_mask, attention_mask], dim=1)
+        positions = steps + past_mask.sum(dim=1, keepdim=True)
+    output = model.get_decoder()(
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=use_cache or cache is not None,
+    )
+    return output, mask
+
+
 def grade_logits(
     model: Any,
     input_ids: torch.Tensor,
@@ -64,28 +94,10 @@ def grade_logits(
     grade_ids: torch.Tensor,
     past: tuple[Any, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Logits of the grade tokens at each row's last real token (rows are right-padded).
-
-    ``past`` is a shared-prefix KV cache with its ``(rows, prefix_len)`` mask (prefixes padded,
-    see :func:`run_prefixes`); the rows are then suffixes and their positions continue each row's
-    own prefix.
-    """
-    batch, length = input_ids.shape
-    steps = torch.arange(length, device=input_ids.device).expand(batch, -1)
-    cache, full_mask, positions = None, attention_mask, steps
-    if past is not None:
-        cache, past_mask = past
-        full_mask = torch.cat([past_mask, attention_mask], dim=1)
-        positions = steps + past_mask.sum(dim=1, keepdim=True)
-    hidden = model.get_decoder()(
-        input_ids=input_ids,
-        attention_mask=full_mask,
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=cache is not None,
-    ).last_hidden_state
+    """Logits of the grade tokens at each row's last real token (see :func:`run_decoder`)."""
+    hidden = run_decoder(model, input_ids, attention_mask, past)[0].last_hidden_state
     last = attention_mask.sum(dim=1) - 1
-    hidden_last = hidden[torch.arange(batch, device=hidden.device), last]
+    hidden_last = hidden[torch.arange(len(hidden), device=hidden.device), last]
     return project_on_grades(model, hidden_last, grade_ids)
 
 
@@ -95,24 +107,9 @@ def run_prefixes(
     attention_mask: torch.Tensor,
     past: tuple[Any, torch.Tensor] | None = None,
 ) -> tuple[Any, torch.Tensor]:
-    """The KV cache of right-padded prefixes and its mask, optionally continuing ``past``.
-
-    Pads sit between a prefix and what follows it and are masked out, so no row attends to them.
-    """
-    steps = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-    cache, mask, positions = None, attention_mask, steps
-    if past is not None:
-        cache, past_mask = past
-        mask = torch.cat([past_mask, attention_mask], dim=1)
-        positions = steps + past_mask.sum(dim=1, keepdim=True)
-    cache = model.get_decoder()(
-        input_ids=input_ids,
-        attention_mask=mask,
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-    ).past_key_values
-    return cache, mask
+    """The KV cache of right-padded prefixes and its mask, optionally continuing ``past``."""
+    output, mask = run_decoder(model, input_ids, attention_mask, past, use_cache=True)
+    return output.past_key_values, mask
 
 
 def project_on_grades(model: Any, hidden: torch.Tensor, grade_ids: torch.Tensor) -> torch.Tensor:
