@@ -17,9 +17,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Prepare labeled data.")
 models_app = typer.Typer(no_args_is_help=True, help="Base models shipped as packages.")
 teacher_app = typer.Typer(no_args_is_help=True, help="The LLM relevance judge.")
+student_app = typer.Typer(no_args_is_help=True, help="Cross-encoders.")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(teacher_app, name="teacher")
+app.add_typer(student_app, name="student")
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -175,6 +177,38 @@ def teacher_train(
     cfg = load_config(TeacherTrainConfig, config, overrides)
     path = train_teacher(cfg, data, out, resume=resume)
     console.print(f"judge saved -> {path}")
+
+
+@student_app.command("train")
+def student_train(
+    data: Annotated[Path, typer.Option(help="prepared data dir")],
+    out: Annotated[Path, typer.Option(help="output dir of the cross-encoder")],
+    base: Annotated[str | None, typer.Option(help="encoder alias, dir or hub id")] = None,
+    loss: Annotated[str | None, typer.Option(help="labels")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with StudentTrainConfig keys")] = None,
+    epochs: Annotated[float | None, typer.Option(help="passes over the train pairs")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="pairs per step")] = None,
+    max_train_pairs: Annotated[
+        int | None, typer.Option(help="sample of train pairs (0: all)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
+) -> None:
+    """Train a cross-encoder (sentence-transformers) on the train split."""
+    from shoprel.config import load_config
+    from shoprel.student.train import StudentTrainConfig, train_cross_encoder
+
+    overrides = dict(
+        base=base,
+        loss=loss,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_train_pairs=max_train_pairs,
+        seed=seed,
+    )
+    cfg = load_config(StudentTrainConfig, config, overrides)
+    console.print(f"cross-encoder saved -> {train_cross_encoder(cfg, data, out)}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -38,3 +39,25 @@ class Scorer(ABC):
         scores = self.predict(frame)["score"].to_numpy()
         order = sorted(range(len(frame)), key=lambda i: -scores[i])[:top_k]
         return [RankedItem(i, str(frame["product_id"].iat[i]), float(scores[i])) for i in order]
+
+
+def load_scorer(directory: str | Path, **options: Any) -> Scorer:
+    """The scorer for any model dir shoprel saved (judge, cross-encoder), by its meta file."""
+    from shoprel.student.train import META_FILE as CROSS_ENCODER_META
+    from shoprel.teacher.model import META_FILE as TEACHER_META
+
+    directory = Path(directory)
+    if (directory / TEACHER_META).is_file():
+        from shoprel.teacher.scorer import TeacherScorer
+
+        return TeacherScorer.load(directory, **options)
+    if (directory / CROSS_ENCODER_META).is_file():
+        from shoprel.student.train import CrossEncoderScorer
+
+        if options.pop("int8", False):
+            raise ValueError("--int8 applies to LLM judges; a cross-encoder is quantized on export")
+        options.pop("prefix_sharing", None)
+        return CrossEncoderScorer.load(directory, **options)
+    raise FileNotFoundError(
+        f"{directory}: not a model saved by shoprel (no {TEACHER_META} or {CROSS_ENCODER_META})"
+    )
