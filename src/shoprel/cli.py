@@ -38,11 +38,7 @@ def _parse_columns(pairs: list[str], yaml_file: Path | None) -> tuple[dict[str, 
                 f"{yaml_file}: unknown key(s) {sorted(unknown)}; expected columns, scale, encoding"
             )
         columns = dict(extra.pop("columns", {}) or {})
-    for item in pairs:
-        name, sep, column = item.partition("=")
-        if not sep or not name or not column:
-            raise typer.BadParameter(f"--column expects NAME=COLUMN, got {item!r}")
-        columns[name.strip()] = column.strip()
+    columns |= dict(_name_value(item, "--column") for item in pairs)
     return columns, extra
 
 
@@ -177,6 +173,29 @@ def teacher_train(
     cfg = load_config(TeacherTrainConfig, config, overrides)
     path = train_teacher(cfg, data, out, resume=resume)
     console.print(f"judge saved -> {path}")
+
+
+@teacher_app.command("ensemble")
+def teacher_ensemble(
+    data: Annotated[Path, typer.Option(help="prepared data dir (its dev split fits the weights)")],
+    out: Annotated[Path, typer.Option(help="output dir of the ensemble")],
+    member: Annotated[list[str], typer.Option(help="NAME=MODEL_DIR (repeatable, at least two)")],
+) -> None:
+    """Combine judges and cross-encoders with weights fitted on dev."""
+    from shoprel.eval.table import metrics_table
+    from shoprel.teacher.ensemble import fit_ensemble
+
+    members = dict(_name_value(item, "--member") for item in member)
+    result = fit_ensemble(data, members, out)
+    console.print(metrics_table(result["dev"], title="dev (the ensemble is fitted on it)"))
+    console.print(f"weights {result['weights']}, intercept {result['intercept']:.3f} -> {out}")
+
+
+def _name_value(item: str, flag: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name or not value:
+        raise typer.BadParameter(f"{flag} expects NAME=VALUE, got {item!r}")
+    return name.strip(), value.strip()
 
 
 @student_app.command("train")

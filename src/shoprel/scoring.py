@@ -44,9 +44,14 @@ class Scorer(ABC):
 def load_scorer(directory: str | Path, **options: Any) -> Scorer:
     """The scorer for any model dir shoprel saved (judge, cross-encoder), by its meta file."""
     from shoprel.student.train import META_FILE as CROSS_ENCODER_META
+    from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
     from shoprel.teacher.model import META_FILE as TEACHER_META
 
     directory = Path(directory)
+    if (directory / ENSEMBLE_META).is_file():
+        from shoprel.teacher.ensemble import EnsembleScorer
+
+        return EnsembleScorer.load(directory, **options)
     if (directory / TEACHER_META).is_file():
         from shoprel.teacher.scorer import TeacherScorer
 
@@ -59,5 +64,6 @@ def load_scorer(directory: str | Path, **options: Any) -> Scorer:
         options.pop("prefix_sharing", None)
         return CrossEncoderScorer.load(directory, **options)
     raise FileNotFoundError(
-        f"{directory}: not a model saved by shoprel (no {TEACHER_META} or {CROSS_ENCODER_META})"
+        f"{directory}: not a model saved by shoprel "
+        f"(none of {TEACHER_META}, {CROSS_ENCODER_META}, {ENSEMBLE_META})"
     )

@@ -1,0 +1,98 @@
+"""``shoprel teacher ensemble``: several scorers combined by weights fitted on dev.
+
+    shoprel teacher ensemble --data run/data --out run/teacher-ensemble \\
+        --member llm=run/teacher --member mpnet=run/ce-mpnet --member minilm=run/ce-minilm
+
+Each member (an LLM judge or a cross-encoder trained on the labels) scores the dev split; the
+ensemble's score is the least-squares fit of the dev labels on the members' scores
+(intercept + Σ wᵢ·sᵢ), clipped to the label scale. Member dev scores are kept in
+``OUT/dev_scores`` so that a rerun with the same members does not score again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shoprel.data.schema import get_scale
+from shoprel.eval.evaluate import align_scores, evaluate_scores, read_split
+from shoprel.io import write_json, write_parquet
+from shoprel.scoring import Scorer, load_scorer
+
+META_FILE = "shoprel_ensemble.json"
+
+
+def fit_weights(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares weights and intercept of ``labels`` on the columns of ``scores``."""
+    design = np.column_stack([scores, np.ones(len(scores))])
+    solution, *_ = np.linalg.lstsq(design, labels, rcond=None)
+    return solution[:-1], float(solution[-1])
+
+
+class EnsembleScorer(Scorer):
+    def __init__(
+        self, members: dict[str, Scorer], weights: dict[str, float], intercept: float, scale: str
+    ) -> None:
+        self.members, self.weights, self.intercept = members, weights, intercept
+        self.scale = get_scale(scale)
+
+    @classmethod
+    def load(cls, directory: str | Path, **options: Any) -> EnsembleScorer:
+        meta = json.loads((Path(directory) / META_FILE).read_text())
+        members = {name: load_scorer(path, **options) for name, path in meta["members"].items()}
+        return cls(members, meta["weights"], meta["intercept"], meta["scale"])
+
+    def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+        total = np.full(len(pairs), self.intercept)
+        for name, member in self.members.items():
+            total += (
+                self.weights[name] * member.predict(pairs, progress=progress)["score"].to_numpy()
+            )
+        score = np.clip(total, self.scale.low, self.scale.high)
+        return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
+
+
+def member_dev_scores(name: str, path: str, dev: pd.DataFrame, out: Path) -> np.ndarray:
+    cached = out / "dev_scores" / f"{name}.parquet"
+    stamp = out / "dev_scores" / f"{name}.source"
+    if cached.is_file() and stamp.is_file() and stamp.read_text() == str(Path(path).resolve()):
+        frame = pd.read_parquet(cached)
+    else:
+        frame = load_scorer(path).predict(dev, progress=True)
+        write_parquet(frame, cached)
+        stamp.write_text(str(Path(path).resolve()))
+    return align_scores(dev, frame, str(cached))["score"].to_numpy()
+
+
+def fit_ensemble(data_dir: str | Path, members: dict[str, str], out: str | Path) -> dict[str, Any]:
+    """Score dev with every member, fit the weights, save the ensemble; returns its report."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least two members, got {sorted(members)}")
+    out = Path(out)
+    dev, scale = read_split(data_dir, "dev")
+    columns = {name: member_dev_scores(name, path, dev, out) for name, path in members.items()}
+    labels = dev["label"].to_numpy(dtype=float)
+    weights, intercept = fit_weights(np.column_stack(list(columns.values())), labels)
+    report: dict[str, Any] = {"dev": {}}
+    for name, scores in columns.items():
+        frame = pd.DataFrame({"pair_id": dev["pair_id"], "score": scores})
+        report["dev"][name] = evaluate_scores(dev, frame, scale)
+    combined = np.clip(
+        np.column_stack(list(columns.values())) @ weights + intercept, scale.low, scale.high
+    )
+    report["dev"]["ensemble (in-sample)"] = evaluate_scores(
+        dev, pd.DataFrame({"pair_id": dev["pair_id"], "score": combined}), scale
+    )
+    meta = {
+        "members": {k: str(Path(v).resolve()) for k, v in members.items()},
+        "weights": dict(zip(members, weights.tolist(), strict=True)),
+        "intercept": intercept,
+        "scale": scale.name,
+    }
+    write_json(report, out / "dev_report.json")
+    write_json(meta, out / META_FILE)
+    return meta | report

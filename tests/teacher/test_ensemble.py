@@ -1,0 +1,52 @@
+"""Ensembles: weights fitted on dev, one scorer over the members."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprel.scoring import load_scorer
+from shoprel.teacher.ensemble import EnsembleScorer, fit_ensemble, fit_weights
+from shoprel.teacher.train import TeacherTrainConfig, train_teacher
+
+
+def test_fit_weights_recovers_a_linear_combination() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(200, 3))
+    labels = 0.5 + scores @ np.array([0.2, -0.1, 0.7])
+    weights, intercept = fit_weights(scores, labels)
+    assert weights == pytest.approx([0.2, -0.1, 0.7]) and intercept == pytest.approx(0.5)
+
+
+def test_ensemble_of_two_judges(tiny_base: Path, demo_data: Path, tmp_path: Path) -> None:
+    members = {}
+    for seed in (0, 1):
+        cfg = TeacherTrainConfig(
+            base=str(tiny_base),
+            max_train_pairs=32,
+            max_dev_pairs=0,
+            batch_size=8,
+            learning_rate=5e-3,
+            lora_r=4,
+            seed=seed,
+        )
+        members[f"judge{seed}"] = str(train_teacher(cfg, demo_data, tmp_path / f"judge{seed}"))
+    with pytest.raises(ValueError, match="at least two members"):
+        fit_ensemble(demo_data, {"judge0": members["judge0"]}, tmp_path / "one")
+    result = fit_ensemble(demo_data, members, tmp_path / "ensemble")
+    dev = result["dev"]
+    # least squares over the members (weight 1 each alone) cannot do worse in-sample
+    assert dev["ensemble (in-sample)"]["rmse"] <= min(dev["judge0"]["rmse"], dev["judge1"]["rmse"])
+    scorer = load_scorer(tmp_path / "ensemble")
+    assert isinstance(scorer, EnsembleScorer)
+    pairs = pd.read_parquet(demo_data / "test.parquet").head(30)
+    expected = result["intercept"] + sum(
+        result["weights"][name] * load_scorer(path).predict(pairs)["score"].to_numpy()
+        for name, path in members.items()
+    )
+    got = scorer.predict(pairs)["score"].to_numpy()
+    assert got == pytest.approx(np.clip(expected, 0, 3), abs=1e-6)
+    assert (tmp_path / "ensemble" / "dev_scores" / "judge0.parquet").is_file()
