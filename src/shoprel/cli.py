@@ -243,12 +243,10 @@ def score(
     """Score a split with a trained model; writes pair_id, score and the grade distribution."""
     from shoprel.eval.evaluate import read_split
     from shoprel.io import write_parquet
-    from shoprel.teacher.scorer import TeacherScorer
+    from shoprel.scoring import load_scorer
 
     pairs, _ = read_split(data, split)
-    scorer = TeacherScorer.load(
-        model, int8=int8, batch_size=batch_size, prefix_sharing=prefix_sharing
-    )
+    scorer = load_scorer(model, int8=int8, batch_size=batch_size, prefix_sharing=prefix_sharing)
     frame = scorer.predict(pairs, progress=True)
     write_parquet(frame, out)
     console.print(f"{len(frame)} scores -> {out}")
