@@ -1,0 +1,98 @@
+"""Teacher candidates side by side on one split: judges, cross-encoders, ensembles, baselines.
+
+    python benchmarks/teacher_quality.py --data runs/hd/data --out runs/hd/quality \\
+        --model llm=runs/hd/teacher --model ce-minilm=runs/hd/ce-minilm \\
+        --model ensemble=runs/hd/ensemble --baseline bm25 --baseline biencoder
+
+Each model dir is scored once (scores are cached in ``--out``); an ensemble reuses its members'
+scores. Prints a table, then one JSON object (the last line) with each model's metrics, training
+pairs, training seconds and scoring pairs/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from shoprel.eval.baselines import run_baseline
+from shoprel.eval.evaluate import align_scores, evaluate_scores, read_split
+from shoprel.eval.table import metrics_table
+from shoprel.io import write_parquet
+from shoprel.scoring import load_scorer
+from shoprel.student.train import META_FILE as CROSS_ENCODER_META
+from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
+from shoprel.teacher.model import META_FILE as TEACHER_META
+
+
+def training_facts(directory: Path) -> dict[str, Any]:
+    for name in (TEACHER_META, CROSS_ENCODER_META):
+        if (directory / name).is_file():
+            train = json.loads((directory / name).read_text()).get("train", {})
+            return {"train_pairs": train.get("train_pairs"), "train_s": train.get("seconds")}
+    return {}
+
+
+def model_scores(
+    directory: Path, pairs: pd.DataFrame, cache: Path
+) -> tuple[pd.DataFrame, float | None]:
+    """Scores of one model dir (cached by its resolved path) and the pairs/s of scoring them."""
+    directory = directory.resolve()
+    cached = cache / f"{hashlib.sha1(str(directory).encode()).hexdigest()[:12]}.parquet"
+    if cached.is_file():
+        return pd.read_parquet(cached), None
+    if (directory / ENSEMBLE_META).is_file():
+        meta = json.loads((directory / ENSEMBLE_META).read_text())
+        total = np.full(len(pairs), meta["intercept"])
+        for name, path in meta["members"].items():
+            member = model_scores(Path(path), pairs, cache)[0]
+            total += meta["weights"][name] * align_scores(pairs, member, path)["score"].to_numpy()
+        frame = pd.DataFrame({"pair_id": pairs["pair_id"], "score": total})
+        return frame, None
+    started = time.perf_counter()
+    frame = load_scorer(directory).predict(pairs, progress=True)
+    speed = len(pairs) / (time.perf_counter() - started)
+    write_parquet(frame, cached)
+    return frame, speed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", type=Path, default=Path("runs/teacher-quality"))
+    parser.add_argument("--model", action="append", default=[], help="NAME=DIR")
+    parser.add_argument("--baseline", action="append", default=[], help="bm25 | biencoder")
+    args = parser.parse_args()
+    pairs, scale = read_split(args.data, args.split)
+    results: dict[str, dict[str, Any]] = {}
+    for name in args.baseline:
+        for split in ("dev", args.split):
+            run_baseline(name, args.data, split, args.out / f"{name}.{split}.parquet")
+        dev_pairs, _ = read_split(args.data, "dev")
+        dev = (
+            dev_pairs,
+            align_scores(dev_pairs, pd.read_parquet(args.out / f"{name}.dev.parquet"), name),
+        )
+        scores = align_scores(
+            pairs, pd.read_parquet(args.out / f"{name}.{args.split}.parquet"), name
+        )
+        results[name] = evaluate_scores(pairs, scores, scale, dev)
+    for item in args.model:
+        name, _, path = item.partition("=")
+        frame, speed = model_scores(Path(path), pairs, args.out / "cache")
+        metrics = evaluate_scores(pairs, align_scores(pairs, frame, path), scale)
+        results[name] = metrics | training_facts(Path(path)) | {"score_pairs_per_s": speed}
+    Console(width=160).print(metrics_table(results, title=f"{args.data} / {args.split}"))
+    print(json.dumps({"split": args.split, "pairs": len(pairs), "models": results}))
+
+
+if __name__ == "__main__":
+    main()
