@@ -13,14 +13,19 @@ pairs (the first whole queries of the dev split) it times
     (c) prefix:    ``TeacherScorer`` with ``prefix_sharing=True``;
     (d) prefix+int8: (c) with dynamic int8 quantization of the linear layers.
 
-Each method is warmed up on a few pairs first. Prints a table, then one JSON object (the last line)
-with pairs/s, the ratios to (a) and (b), and agreement with (b): the max abs score difference of
-(c), the Spearman correlation of (d)'s scores, and how often (a)'s parsed grade is (b)'s argmax.
+Each method is warmed up on a few pairs first; then the methods take turns on parts of the pairs
+(``--rounds``), so that other processes on the machine slow them alike. Prints a table, then one
+JSON object (the last line) with pairs/s, the ratios to (a) and (b), and agreement with (b): the
+max abs score difference of (c), the Spearman correlation of (d)'s scores, and how often (a)'s
+parsed grade is (b)'s argmax. The ``load`` column (the highest 1-minute load average after a
+method's turns) flags other processes sharing the cores: this run alone adds about its torch
+thread count.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -56,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--generate-pairs", type=int, help="pairs for (a); default: all")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="the methods take turns on this many parts"
+    )
     args = parser.parse_args()
     if args.quick:
         args.pairs = min(args.pairs, 120)
@@ -71,8 +79,20 @@ def load_pairs(data: Path, out: Path, n_pairs: int) -> pd.DataFrame:
     dev, _ = read_split(out / "data", "dev")
     sizes = dev.groupby("query_id", sort=False).size()
     n_queries = int(np.searchsorted(sizes.cumsum().to_numpy(), n_pairs)) + 1
-    keep = set(sizes.index[:n_queries])
-    return dev[dev["query_id"].isin(keep)].reset_index(drop=True)
+    keep = dev[dev["query_id"].isin(set(sizes.index[:n_queries]))]
+    # each query's rows together, queries in the order of the dev split
+    return pd.concat(group for _, group in keep.groupby("query_id", sort=False)).reset_index(
+        drop=True
+    )
+
+
+def split_queries(pairs: pd.DataFrame, rounds: int) -> list[pd.DataFrame]:
+    """``pairs`` (each query's rows together) in about equal parts of whole queries, in order."""
+    bounds = np.linspace(0, len(pairs), rounds + 1).round().astype(int)[1:-1]
+    starts = pairs.index[~pairs["query_id"].duplicated()].to_numpy()
+    cuts = sorted({int(starts[np.searchsorted(starts, b)]) for b in bounds if b <= starts[-1]})
+    edges = [0, *cuts, len(pairs)]
+    return [pairs.iloc[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
 def load_scorers(args: argparse.Namespace) -> dict[str, TeacherScorer]:
@@ -137,9 +157,10 @@ class GenerateJudge:
         return self.builder.tokenizer.batch_decode(new, skip_special_tokens=True)
 
     def parse(self, text: str) -> str | None:
-        """The grade of the first grade word in ``text``; None if there is none."""
-        found = self.pattern.search(text)
-        return self.by_word[found.group(1).lower()] if found else None
+        """The grade named in ``text``; None if it names none, or several (an echo of the choices
+        such as "irrelevant, partial" is no answer)."""
+        found = {self.by_word[word.lower()] for word in self.pattern.findall(text)}
+        return found.pop() if len(found) == 1 else None
 
 
 def pad_left(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,35 +173,46 @@ def pad_left(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-def timed(method: Callable[[pd.DataFrame], Any], pairs: pd.DataFrame) -> tuple[Any, float]:
-    """Warm up on the first few pairs, then time the method on all of them."""
-    method(pairs.head(WARMUP_PAIRS))
-    started = time.perf_counter()
-    result = method(pairs)
-    return result, time.perf_counter() - started
+Method = Callable[[pd.DataFrame], Any]
 
 
 def run_methods(
-    scorers: dict[str, TeacherScorer], judge: GenerateJudge, pairs: pd.DataFrame, n_generate: int
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Each method's timing and its output: scores for the scorers, texts for generate."""
-    runs: dict[str, dict[str, Any]] = {}
-    texts, seconds = timed(judge.answers, pairs.head(n_generate))
-    runs["generate"] = {"pairs": len(texts), "seconds": seconds}
-    for name, scorer in scorers.items():
-        frame, seconds = timed(scorer.predict, pairs)
-        runs[name] = {"pairs": len(frame), "seconds": seconds, "frame": frame}
+    methods: dict[str, Method], pairs: pd.DataFrame, n_generate: int, rounds: int
+) -> tuple[dict[str, dict[str, Any]], np.ndarray]:
+    """Time each method on the same pairs; ``generate`` on about ``n_generate`` of them only.
+
+    Every method is warmed up first. The pairs are then cut into ``rounds`` parts of whole queries
+    and the methods take turns on each part, so that other processes sharing the cores slow them
+    alike; ``generate`` takes the first pairs of each part. ``load_1m`` is the highest 1-minute
+    load average seen after a method's turns. Also returns the mask of the pairs ``generate`` ran
+    on."""
+    for method in methods.values():
+        method(pairs.head(WARMUP_PAIRS))
+    runs = {name: {"seconds": 0.0, "pairs": 0, "load_1m": 0.0, "out": []} for name in methods}
+    generated = np.zeros(len(pairs), dtype=bool)
+    for part in split_queries(pairs, rounds):
+        share = part.head(round(n_generate * len(part) / len(pairs)))
+        generated[share.index] = True
+        for name, method in methods.items():
+            chunk = share if name == "generate" else part
+            if chunk.empty:
+                continue
+            started = time.perf_counter()
+            runs[name]["out"].append(method(chunk))
+            runs[name]["seconds"] += time.perf_counter() - started
+            runs[name]["pairs"] += len(chunk)
+            runs[name]["load_1m"] = max(runs[name]["load_1m"], os.getloadavg()[0])
     for run in runs.values():
         run["pairs_per_s"] = run["pairs"] / run["seconds"]
-    return runs, texts
+    return runs, generated
 
 
 def generate_agreement(
-    forward: pd.DataFrame, judge: GenerateJudge, texts: list[str]
+    forward: pd.DataFrame, judge: GenerateJudge, texts: list[str], generated: np.ndarray
 ) -> dict[str, Any]:
     """How often (a)'s answer parses, and agrees with (b)'s argmax grade, on (a)'s pairs."""
     columns = [f"p_{g}" for g in judge.grades]
-    probs = forward.head(len(texts))[columns].to_numpy()
+    probs = forward[generated][columns].to_numpy()
     argmax = np.array(judge.grades)[probs.argmax(axis=1)]
     parsed = [judge.parse(t) for t in texts]
     ok = [i for i, grade in enumerate(parsed) if grade is not None]
@@ -228,7 +260,8 @@ def table(runs: dict[str, dict[str, Any]], agree: dict[str, Any], title: str) ->
         f"argmax = (b) {agree['int8_argmax_agreement']:.3f}",
     }
     out = Table(title=title)
-    for column in ("method", "pairs", "seconds", "pairs/s", "× generate", "× forward", "vs (b)"):
+    columns = ("method", "pairs", "seconds", "pairs/s", "× generate", "× forward", "load", "vs (b)")
+    for column in columns:
         out.add_column(column, justify="left" if column in ("method", "vs (b)") else "right")
     for name, run in runs.items():
         rate = run["pairs_per_s"]
@@ -239,6 +272,7 @@ def table(runs: dict[str, dict[str, Any]], agree: dict[str, Any], title: str) ->
             f"{rate:.2f}",
             f"{rate / runs['generate']['pairs_per_s']:.2f}",
             f"{rate / runs['forward']['pairs_per_s']:.2f}",
+            f"{run['load_1m']:.1f}",
             notes[name],
         )
     return out
@@ -258,8 +292,13 @@ def main() -> None:
     load_avg = os.getloadavg()[0]
     scorers = load_scorers(args)
     judge = GenerateJudge(scorers["forward"], args.batch_size, args.max_new_tokens)
-    runs, texts = run_methods(scorers, judge, pairs, n_generate)
-    agree = generate_agreement(runs["forward"]["frame"], judge, texts) | score_agreement(runs)
+    methods = {"generate": judge.answers, **{k: v.predict for k, v in scorers.items()}}
+    runs, generated = run_methods(methods, pairs, n_generate, args.rounds)
+    texts = [text for part in runs["generate"]["out"] for text in part]
+    for name in scorers:
+        runs[name]["frame"] = pd.concat(runs[name]["out"], ignore_index=True)
+    agree = generate_agreement(runs["forward"]["frame"], judge, texts, generated)
+    agree |= score_agreement(runs)
     model = str(args.model) if args.model else args.base
     title = f"Teacher scoring, {model}, {len(pairs)} Home Depot dev pairs"
     Console(width=160).print(table(runs, agree, title))
@@ -268,13 +307,15 @@ def main() -> None:
         "model": model,
         "n_pairs": len(pairs),
         "n_queries": int(pairs["query_id"].nunique()),
-        "generate_pairs": n_generate,
+        "generate_pairs": int(generated.sum()),
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,
+        "rounds": args.rounds,
         "torch_threads": torch.get_num_threads(),
         "load_avg_1m_at_start": round(load_avg, 2),
         **{f"{name}_pairs_per_s": round(run["pairs_per_s"], 3) for name, run in runs.items()},
         **{f"{name}_s": round(run["seconds"], 2) for name, run in runs.items()},
+        **{f"{name}_load_1m": round(run["load_1m"], 2) for name, run in runs.items()},
         "ratios": {k: round(v, 3) for k, v in ratios(runs).items()},
         **agree,
         "prepare_s": round(prepare_s, 1),

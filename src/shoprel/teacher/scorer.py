@@ -123,6 +123,8 @@ class TeacherScorer(Scorer):
         path = resolve_model(base)
         tokenizer = AutoTokenizer.from_pretrained(path)
         device = pick_device()
+        if int8 and device.type != "cpu":
+            raise ValueError("int8 scoring is dynamic quantization for the CPU; drop int8 on CUDA")
         model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device)
         model = quantize_int8(model) if int8 else model
         set_cpu_threads()
