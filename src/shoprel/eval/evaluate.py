@@ -44,6 +44,13 @@ def read_split(data_dir: str | Path, split: str) -> tuple[pd.DataFrame, GradeSca
     return pd.read_parquet(path), get_scale(read_card(data_dir)["scale"])
 
 
+def sample_pairs(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``limit`` rows (all rows when ``limit`` is 0 or more than there are)."""
+    if limit and len(frame) > limit:
+        frame = frame.sample(n=limit, random_state=seed)
+    return frame.reset_index(drop=True)
+
+
 def read_scores(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else read_records(path)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import GradeScale, get_scale
-from shoprel.eval.evaluate import evaluate_scores, read_split
+from shoprel.eval.evaluate import evaluate_scores, read_split, sample_pairs
 from shoprel.io import write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import Scorer
@@ -38,7 +38,7 @@ class StudentTrainConfig:
     base (str, defaults to ``minilm-l6``): encoder alias, local dir or hub id.
     loss (str, defaults to ``labels``): what the model learns (see module doc).
     fields (list[str], defaults to brand, category): product fields after the title.
-    max_train_pairs (int, defaults to 0 = all), max_dev_pairs (int, defaults to 2000).
+    max_train_pairs (int, defaults to 0 = all), max_dev_pairs (int, defaults to 2000; 0 = all).
     epochs (float, 1.0), learning_rate (float, 5e-5), batch_size (int, 32), max_length (int, 96),
     seed (int, 0).
     """
@@ -117,13 +117,8 @@ def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str 
     out = Path(out)
     train, scale = read_split(data_dir, "train")
     dev, _ = read_split(data_dir, "dev")
-    if cfg.max_train_pairs:
-        train = train.sample(n=min(cfg.max_train_pairs, len(train)), random_state=cfg.seed)
-    dev = (
-        dev.sample(n=min(cfg.max_dev_pairs, len(dev)), random_state=cfg.seed)
-        if cfg.max_dev_pairs
-        else dev
-    )
+    train = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
+    dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed)
     model = CrossEncoder(resolve_model(cfg.base), num_labels=1, max_length=cfg.max_length)
     dataset = Dataset.from_dict(
         {
@@ -157,7 +152,6 @@ def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str 
         "train": asdict(cfg) | {"seconds": round(seconds, 1), "train_pairs": len(train)},
     }
     write_json(meta, out / META_FILE)
-    dev = dev.reset_index(drop=True)
     metrics = evaluate_scores(dev, CrossEncoderScorer.load(out).predict(dev), scale)
     write_json(metrics, out / "dev_metrics.json")
     logger.info("dev: %s", {k: metrics[k] for k in ("pairwise_accuracy", "auc", "rmse")})

@@ -34,7 +34,7 @@ from transformers import (
 )
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.evaluate import evaluate_scores, read_split
+from shoprel.eval.evaluate import evaluate_scores, read_split, sample_pairs
 from shoprel.models import resolve_model
 from shoprel.teacher.model import (
     META_FILE,
@@ -179,12 +179,6 @@ class DevMetricsCallback(TrainerCallback):
             handle.write(json.dumps(record) + "\n")
 
 
-def sample(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
-    if limit and len(frame) > limit:
-        frame = frame.sample(n=limit, random_state=seed)
-    return frame.reset_index(drop=True)
-
-
 def load_base(cfg: TeacherTrainConfig, device: torch.device) -> tuple[Any, Any]:
     path = resolve_model(cfg.base)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -241,8 +235,8 @@ def train_teacher(
     set_cpu_threads()
     train, scale = read_split(data_dir, "train")
     dev, _ = read_split(data_dir, "dev")
-    train = sample(train, cfg.max_train_pairs, cfg.seed)
-    dev = sample(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
+    train = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
+    dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
     set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
     model, tokenizer = load_base(cfg, device)
     builder = PromptBuilder(tokenizer, scale, cfg.prompt)
