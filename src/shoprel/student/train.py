@@ -152,7 +152,7 @@ def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str 
         "train": asdict(cfg) | {"seconds": round(seconds, 1), "train_pairs": len(train)},
     }
     write_json(meta, out / META_FILE)
-    metrics = evaluate_scores(dev, CrossEncoderScorer.load(out).predict(dev), scale)
+    metrics = evaluate_scores(dev, CrossEncoderScorer(model, scale, cfg.fields).predict(dev), scale)
     write_json(metrics, out / "dev_metrics.json")
     logger.info("dev: %s", {k: metrics[k] for k in ("pairwise_accuracy", "auc", "rmse")})
     return out

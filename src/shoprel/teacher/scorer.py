@@ -55,6 +55,17 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
+def load_causal_lm(path: str | Path, device: torch.device, int8: bool) -> Any:
+    """A causal LM in the device's dtype, int8-quantized on request (CPU only), threads set."""
+    from transformers import AutoModelForCausalLM
+
+    if int8 and device.type != "cpu":
+        raise ValueError("int8 scoring is dynamic quantization for the CPU; drop --int8 on CUDA")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device)
+    set_cpu_threads()
+    return quantize_int8(model) if int8 else model
+
+
 class TeacherScorer(Scorer):
     """The LLM judge as a scorer: grade distribution and expected label for each pair."""
 
@@ -91,19 +102,11 @@ class TeacherScorer(Scorer):
         device: str | None = None,
         **options: Any,
     ) -> TeacherScorer:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        target = torch.device(device) if device else pick_device()
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=pick_dtype(target))
-        if int8:
-            if target.type != "cpu":
-                raise ValueError(
-                    "int8 scoring is dynamic quantization for the CPU; drop --int8 on CUDA"
-                )
-            model = quantize_int8(model)
-        set_cpu_threads()
+        model = load_causal_lm(directory, torch.device(device) if device else pick_device(), int8)
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        return cls(model.to(target), tokenizer, TeacherMeta.load(directory), **options)
+        return cls(model, tokenizer, TeacherMeta.load(directory), **options)
 
     @classmethod
     def from_base(
@@ -116,18 +119,13 @@ class TeacherScorer(Scorer):
         **options: Any,
     ) -> TeacherScorer:
         """A judge never fine-tuned (zero-shot), from any causal LM alias, dir or hub id."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         from shoprel.models import resolve_model
 
         path = resolve_model(base)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        device = pick_device()
-        if int8 and device.type != "cpu":
-            raise ValueError("int8 scoring is dynamic quantization for the CPU; drop int8 on CUDA")
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device)
-        model = quantize_int8(model) if int8 else model
-        set_cpu_threads()
+        model = load_causal_lm(path, pick_device(), int8)
         prompt = prompt or PromptConfig()
         builder = PromptBuilder(tokenizer, get_scale(scale), prompt)
         meta = TeacherMeta(
