@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 
@@ -29,6 +28,7 @@ from shoprel.io import write_parquet
 from shoprel.scoring import load_scorer
 from shoprel.student.train import META_FILE as CROSS_ENCODER_META
 from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
+from shoprel.teacher.ensemble import combine
 from shoprel.teacher.model import META_FILE as TEACHER_META
 
 
@@ -50,11 +50,14 @@ def model_scores(
         return pd.read_parquet(cached), None
     if (directory / ENSEMBLE_META).is_file():
         meta = json.loads((directory / ENSEMBLE_META).read_text())
-        total = np.full(len(pairs), meta["intercept"])
-        for name, path in meta["members"].items():
-            member = model_scores(Path(path), pairs, cache)[0]
-            total += meta["weights"][name] * align_scores(pairs, member, path)["score"].to_numpy()
-        frame = pd.DataFrame({"pair_id": pairs["pair_id"], "score": total})
+        member_scores = {
+            name: align_scores(pairs, model_scores(Path(path), pairs, cache)[0], path)[
+                "score"
+            ].to_numpy()
+            for name, path in meta["members"].items()
+        }
+        score = combine(member_scores, meta["weights"], meta["intercept"], meta["scale"])
+        frame = pd.DataFrame({"pair_id": pairs["pair_id"], "score": score})
         return frame, None
     started = time.perf_counter()
     frame = load_scorer(directory).predict(pairs, progress=True)

@@ -33,6 +33,15 @@ def fit_weights(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, flo
     return solution[:-1], float(solution[-1])
 
 
+def combine(
+    member_scores: dict[str, np.ndarray], weights: dict[str, float], intercept: float, scale: str
+) -> np.ndarray:
+    """The ensemble's score: intercept + Σ wᵢ·sᵢ, clipped to the label scale."""
+    total = intercept + sum(weights[name] * scores for name, scores in member_scores.items())
+    grades = get_scale(scale)
+    return np.clip(total, grades.low, grades.high)
+
+
 class EnsembleScorer(Scorer):
     def __init__(
         self, members: dict[str, Scorer], weights: dict[str, float], intercept: float, scale: str
@@ -47,12 +56,11 @@ class EnsembleScorer(Scorer):
         return cls(members, meta["weights"], meta["intercept"], meta["scale"])
 
     def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
-        total = np.full(len(pairs), self.intercept)
-        for name, member in self.members.items():
-            total += (
-                self.weights[name] * member.predict(pairs, progress=progress)["score"].to_numpy()
-            )
-        score = np.clip(total, self.scale.low, self.scale.high)
+        member_scores = {
+            name: member.predict(pairs, progress=progress)["score"].to_numpy()
+            for name, member in self.members.items()
+        }
+        score = combine(member_scores, self.weights, self.intercept, self.scale.name)
         return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
 
 
@@ -81,15 +89,14 @@ def fit_ensemble(data_dir: str | Path, members: dict[str, str], out: str | Path)
     for name, scores in columns.items():
         frame = pd.DataFrame({"pair_id": dev["pair_id"], "score": scores})
         report["dev"][name] = evaluate_scores(dev, frame, scale)
-    combined = np.clip(
-        np.column_stack(list(columns.values())) @ weights + intercept, scale.low, scale.high
-    )
+    named_weights = dict(zip(members, weights.tolist(), strict=True))
+    combined = combine(columns, named_weights, intercept, scale.name)
     report["dev"]["ensemble (in-sample)"] = evaluate_scores(
         dev, pd.DataFrame({"pair_id": dev["pair_id"], "score": combined}), scale
     )
     meta = {
         "members": {k: str(Path(v).resolve()) for k, v in members.items()},
-        "weights": dict(zip(members, weights.tolist(), strict=True)),
+        "weights": named_weights,
         "intercept": intercept,
         "scale": scale.name,
     }
