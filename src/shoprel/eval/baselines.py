@@ -10,6 +10,7 @@ data dir; ``biencoder`` is the zero-shot cosine of the ``minilm-l6`` sentence em
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pandas as pd
 from shoprel.data.schema import SPLITS
 from shoprel.eval.evaluate import read_split
 from shoprel.io import write_parquet
+from shoprel.scoring import Scorer
 
 BASELINES = ("bm25", "biencoder")
 
@@ -64,20 +66,45 @@ def biencoder_scores(
     pairs: pd.DataFrame, model: str = "minilm-l6", batch_size: int = 128
 ) -> np.ndarray:
     """Cosine similarity of query and item embeddings from a sentence-transformers model."""
-    from sentence_transformers import SentenceTransformer
+    return BiEncoderScorer.load(model, batch_size=batch_size).cosine(pairs)
 
-    from shoprel.models import resolve_model
 
-    encoder = SentenceTransformer(resolve_model(model), device=_device())
-    queries = pairs["query"].drop_duplicates().tolist()
-    texts = item_text(pairs)
-    unique_texts = texts.drop_duplicates().tolist()
-    encode = dict(batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    query_vecs = encoder.encode(queries, show_progress_bar=len(queries) > 2000, **encode)
-    item_vecs = encoder.encode(unique_texts, show_progress_bar=len(unique_texts) > 2000, **encode)
-    query_row = pd.Series(range(len(queries)), index=queries)[pairs["query"]].to_numpy()
-    item_row = pd.Series(range(len(unique_texts)), index=unique_texts)[texts].to_numpy()
-    return np.einsum("ij,ij->i", query_vecs[query_row], item_vecs[item_row])
+class BiEncoderScorer(Scorer):
+    """Zero-shot cosine of query and item embeddings; a baseline and an ensemble member."""
+
+    def __init__(self, encoder: Any, batch_size: int = 128) -> None:
+        self.encoder, self.batch_size = encoder, batch_size
+
+    @classmethod
+    def load(cls, model: str | Path = "minilm-l6", batch_size: int = 128) -> BiEncoderScorer:
+        from sentence_transformers import SentenceTransformer
+
+        from shoprel.models import resolve_model
+
+        return cls(SentenceTransformer(resolve_model(str(model)), device=_device()), batch_size)
+
+    def cosine(self, pairs: pd.DataFrame, progress: bool = False) -> np.ndarray:
+        queries = pairs["query"].drop_duplicates().tolist()
+        texts = item_text(pairs)
+        unique_texts = texts.drop_duplicates().tolist()
+        query_vecs = self._encode(queries, progress)
+        item_vecs = self._encode(unique_texts, progress)
+        query_row = pd.Series(range(len(queries)), index=queries)[pairs["query"]].to_numpy()
+        item_row = pd.Series(range(len(unique_texts)), index=unique_texts)[texts].to_numpy()
+        return np.einsum("ij,ij->i", query_vecs[query_row], item_vecs[item_row])
+
+    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
+        return self.encoder.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress or len(texts) > 2000,
+        )
+
+    def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+        scores = self.cosine(pairs, progress).astype(float)
+        return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": scores})
 
 
 def _device() -> str:

@@ -3,10 +3,11 @@
     shoprel teacher ensemble --data run/data --out run/teacher-ensemble \\
         --member llm=run/teacher --member mpnet=run/ce-mpnet --member minilm=run/ce-minilm
 
-Each member (an LLM judge or a cross-encoder trained on the labels) scores the dev split; the
-ensemble's score is the least-squares fit of the dev labels on the members' scores
-(intercept + Σ wᵢ·sᵢ), clipped to the label scale. Member dev scores are kept in
-``OUT/dev_scores`` so that a rerun with the same members does not score again.
+Each member (an LLM judge, a cross-encoder trained on the labels, or a zero-shot bi-encoder
+such as ``minilm-l6``) scores the dev split; the ensemble's score is the least-squares fit of the
+dev labels on the members' scores (intercept + Σ wᵢ·sᵢ), clipped to the label scale. Member
+dev scores are kept in ``OUT/dev_scores`` so that a rerun with the same members does not score
+again.
 """
 
 from __future__ import annotations
@@ -64,15 +65,20 @@ class EnsembleScorer(Scorer):
         return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
 
 
+def member_ref(path: str) -> str:
+    """An existing dir as an absolute path; a model alias (``minilm-l6``) as it is."""
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
 def member_dev_scores(name: str, path: str, dev: pd.DataFrame, out: Path) -> np.ndarray:
     cached = out / "dev_scores" / f"{name}.parquet"
     stamp = out / "dev_scores" / f"{name}.source"
-    if cached.is_file() and stamp.is_file() and stamp.read_text() == str(Path(path).resolve()):
+    if cached.is_file() and stamp.is_file() and stamp.read_text() == member_ref(path):
         frame = pd.read_parquet(cached)
     else:
         frame = load_scorer(path).predict(dev, progress=True)
         write_parquet(frame, cached)
-        stamp.write_text(str(Path(path).resolve()))
+        stamp.write_text(member_ref(path))
     return align_scores(dev, frame, str(cached))["score"].to_numpy()
 
 
@@ -95,7 +101,7 @@ def fit_ensemble(data_dir: str | Path, members: dict[str, str], out: str | Path)
         dev, pd.DataFrame({"pair_id": dev["pair_id"], "score": combined}), scale
     )
     meta = {
-        "members": {k: str(Path(v).resolve()) for k, v in members.items()},
+        "members": {k: member_ref(v) for k, v in members.items()},
         "weights": named_weights,
         "intercept": intercept,
         "scale": scale.name,
