@@ -1,0 +1,132 @@
+"""Augmented pairs: budgets per source, no judged pair, no held-out query or its near-duplicate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shoprel.augment.candidates import AugmentConfig, DenseIndex, augment, read_catalog
+from shoprel.augment.guard import LeakageGuard, near_duplicate_rate, query_key
+from shoprel.augment.synthetic import facets, template_query
+from shoprel.data.prepare import PrepareConfig, prepare
+
+
+def test_query_key_joins_spellings_and_plurals() -> None:
+    assert query_key("Decks over") == query_key("deck-over") == query_key("over the deck")
+    assert query_key("3/4 in. pipes") == query_key("pipe 3/4 in")
+    assert query_key("glass") == "glass"  # a double s is no plural
+    assert query_key("boxes") == query_key("box")
+    assert query_key("deck screws") != query_key("deck")
+
+
+def test_guard_refuses_held_out_queries_and_their_near_duplicates() -> None:
+    guard = LeakageGuard(["Deck Screws", "door hinge"])
+    assert not guard.allows("deck screw")
+    assert not guard.allows("Door  Hinges")
+    assert not guard.allows("the of")  # empty key: nothing to match on
+    assert guard.allows("deck stain")
+    assert guard.refused == 3
+
+
+def test_near_duplicate_rate() -> None:
+    assert near_duplicate_rate(["drill", "drills", "saw", "hammer"]) == pytest.approx(0.5)
+    assert near_duplicate_rate([]) == 0.0
+
+
+def test_template_query_uses_slots_the_product_fills() -> None:
+    import numpy as np
+
+    shape = facets("Hillman 4 in. Square Corner Door Hinge in Satin Nickel", "Hillman", "")
+    assert shape.type == "door hinge" and shape.size == "4 in" and shape.colour == "nickel"
+    rng = np.random.default_rng(0)
+    queries = {template_query(shape, rng) for _ in range(60)}
+    assert "door hinge" in queries and "hillman door hinge" in queries
+    assert all(q and "door hinge" in q for q in queries)
+    assert template_query(facets("1234", "", ""), rng) is None
+
+
+@pytest.fixture(scope="module")
+def leaky_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo data with a train query that is a near-duplicate of a test query."""
+    out = tmp_path_factory.mktemp("leaky")
+    prepare(PrepareConfig(source="demo"), out)
+    train = pd.read_parquet(out / "train.parquet")
+    test_query = pd.read_parquet(out / "test.parquet")["query"].iat[0]
+    twin = train.iloc[[0]].copy()
+    twin["query"] = test_query.upper() + "s"
+    twin["query_id"] = "qtwin"
+    twin["pair_id"] = "qtwin/" + twin["product_id"]
+    pd.concat([train, twin]).to_parquet(out / "train.parquet", index=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def augmented(leaky_data: Path, tiny_bi_encoder: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("augment")
+    cfg = AugmentConfig(
+        bm25_k=4, dense_k=3, random_k=2, synthetic_queries=200, encoder=str(tiny_bi_encoder)
+    )
+    report = augment(cfg, leaky_data, out, None)
+    return report, pd.read_parquet(out / "pairs.parquet"), out
+
+
+def test_no_held_out_query_enters(leaky_data: Path, augmented) -> None:
+    report, pairs, _ = augmented
+    held_out = pd.concat(
+        [pd.read_parquet(leaky_data / f"{s}.parquet")["query"] for s in ("dev", "test")]
+    )
+    held_keys = {query_key(q) for q in held_out}
+    assert not any(query_key(q) in held_keys for q in pairs["query"].unique())
+    assert "qtwin" not in set(pairs["query_id"])
+    assert report["queries_refused_by_leakage_guard"] >= 1
+
+
+def test_judged_pairs_are_left_out_and_pairs_are_unique(leaky_data: Path, augmented) -> None:
+    _, pairs, _ = augmented
+    judged = pd.concat(
+        [pd.read_parquet(leaky_data / f"{s}.parquet")["pair_id"] for s in ("train", "dev", "test")]
+    )
+    assert not pairs["pair_id"].isin(judged).any()
+    assert not pairs["pair_id"].duplicated().any()
+    assert (pairs["pair_id"] == pairs["query_id"] + "/" + pairs["product_id"]).all()
+
+
+def test_budgets_and_sources(augmented) -> None:
+    _, pairs, out = augmented
+    assert set(pairs["source"]) == {"bm25", "dense", "random", "synthetic"}
+    per_query = pairs[pairs["source"] != "synthetic"].groupby(["query_id", "source"]).size()
+    budget = {"bm25": 4, "dense": 3, "random": 2}
+    assert all(n <= budget[source] for (_, source), n in per_query.items())
+    assert pairs["title"].str.len().gt(0).all() and pairs["query"].str.len().gt(0).all()
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["pairs"] == len(pairs) == sum(saved["pairs_by_source"].values())
+    assert 0 < saved["product_type_coverage"] <= 1
+
+
+def test_dense_index_exact_and_hnsw_agree_on_an_items_own_title(
+    demo_dir: Path, tiny_bi_encoder: Path
+) -> None:
+    catalog = read_catalog({"train": pd.read_parquet(demo_dir / "train.parquet")}, None)
+    exact = DenseIndex(catalog, str(tiny_bi_encoder), exact_search_max=len(catalog))
+    graph = DenseIndex(catalog, str(tiny_bi_encoder), exact_search_max=10)
+    assert exact.exact and not graph.exact
+    own = list(range(20))
+    from shoprel.eval.baselines import item_text
+
+    texts = item_text(catalog.head(20)).tolist()
+    assert (exact.top_k(texts, 1)[:, 0] == own).mean() >= 0.9  # duplicates of a text may tie
+    assert (graph.top_k(texts, 5) == exact.top_k(texts, 5)).mean() > 0.8
+
+
+def test_extra_catalog_file_adds_products(demo_dir: Path, tmp_path: Path) -> None:
+    extra = tmp_path / "more.csv"
+    extra.write_text("product_id,title,brand\nX1,Cordless Drill 20V,Acme\nX2,,Acme\n")
+    catalog = read_catalog({"train": pd.read_parquet(demo_dir / "train.parquet")}, extra)
+    assert "X1" in set(catalog["product_id"]) and "X2" not in set(catalog["product_id"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,name\n1,Drill\n")
+    with pytest.raises(Exception, match="product_id"):
+        read_catalog({"train": pd.read_parquet(demo_dir / "train.parquet")}, bad)
