@@ -191,6 +191,74 @@ def teacher_ensemble(
     console.print(f"weights {result['weights']}, intercept {result['intercept']:.3f} -> {out}")
 
 
+@app.command()
+def augment(
+    data: Annotated[Path, typer.Option(help="prepared data dir")],
+    out: Annotated[Path, typer.Option(help="output dir (pairs.parquet, report.json)")],
+    catalog: Annotated[
+        Path | None, typer.Option(help="extra products (CSV/JSONL/Parquet: product_id, title…)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with AugmentConfig keys")] = None,
+    bm25_k: Annotated[int | None, typer.Option(help="BM25 candidates per query")] = None,
+    dense_k: Annotated[int | None, typer.Option(help="dense candidates per query")] = None,
+    random_k: Annotated[int | None, typer.Option(help="random items per query")] = None,
+    synthetic_queries: Annotated[
+        int | None, typer.Option(help="synthetic queries written from products")
+    ] = None,
+    max_queries: Annotated[
+        int | None, typer.Option(help="sample of train queries (0: all)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
+) -> None:
+    """Unlabeled query-item pairs for the teacher: BM25, dense, random and synthetic queries."""
+    from shoprel.augment.candidates import AugmentConfig
+    from shoprel.augment.candidates import augment as build
+    from shoprel.config import load_config
+
+    overrides = {
+        "bm25_k": bm25_k,
+        "dense_k": dense_k,
+        "random_k": random_k,
+        "synthetic_queries": synthetic_queries,
+        "max_queries": max_queries,
+        "seed": seed,
+    }
+    report = build(load_config(AugmentConfig, config, overrides), data, out, catalog)
+    report.pop("config")
+    console.print_json(json.dumps(report))
+    console.print(f"{report['pairs']:,} pairs -> {out / 'pairs.parquet'}")
+
+
+@app.command()
+def label(
+    teacher: Annotated[Path, typer.Option(help="teacher dir (judge, ensemble, cross-encoder)")],
+    pairs: Annotated[Path, typer.Option(help="pairs file (augment's pairs.parquet or a split)")],
+    out: Annotated[Path, typer.Option(help="output dir (shards, labels.parquet)")],
+    shard_size: Annotated[int, typer.Option(help="pairs per shard, the unit of resume")] = 2000,
+    int8: Annotated[bool, typer.Option(help="dynamic int8 for LLM judges (CPU)")] = False,
+    batch_size: Annotated[int, typer.Option(help="pairs per forward pass")] = 32,
+    ray_address: Annotated[
+        str | None, typer.Option(help="'local' starts Ray here; else a cluster address")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Ray actors")] = 1,
+) -> None:
+    """Score pairs with the teacher, shard by shard; a rerun finishes an interrupted job."""
+    from shoprel.labeling.run import LabelConfig, label_pairs
+
+    cfg = LabelConfig(
+        shard_size=shard_size,
+        int8=int8,
+        batch_size=batch_size,
+        ray_address=ray_address,
+        workers=workers,
+    )
+    summary = label_pairs(teacher, pairs, out, cfg)
+    console.print(
+        f"{summary['pairs']:,} pairs labeled ({summary['shards_scored_now']} shards now, "
+        f"{summary['seconds']} s) -> {out / summary['labels']}"
+    )
+
+
 def _name_value(item: str, flag: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     if not sep or not name or not value:
