@@ -3,8 +3,9 @@
     shoprel quickstart --out runs/quickstart
 
 Prepares the demo catalog; scores dev and test with each baseline; trains a small LLM judge
-(``smollm2-135m-instruct``, LoRA, a few hundred pairs) and scores test with it; evaluates every
-model on test (label maps fitted on dev) and prints the table. ``metrics.json`` holds the numbers.
+(``smollm2-135m-instruct``, LoRA, a few hundred pairs) and scores test with it; builds augmented
+pairs for a sample of the train queries and has the judge label them; evaluates every model on
+test (label maps fitted on dev) and prints the table. ``metrics.json`` holds the numbers.
 """
 
 from __future__ import annotations
@@ -55,6 +56,28 @@ def run_teacher(out: Path, train_pairs: int, console: Console) -> dict[str, Any]
     return evaluate(out / "data", "test", out / "scores" / "teacher.test.parquet")
 
 
+def run_augment_and_label(out: Path, teacher: Path, console: Console) -> dict[str, Any]:
+    """Augmented pairs for the train queries, labeled by the teacher."""
+    from shoprel.augment.candidates import AugmentConfig, augment
+    from shoprel.labeling.run import LabelConfig, label_pairs
+
+    cfg = AugmentConfig(bm25_k=3, dense_k=3, random_k=1, synthetic_queries=60, max_queries=120)
+    with console.status("augmenting the train queries"):
+        report = augment(cfg, out / "data", out / "augment", None)
+    console.print(
+        f"[bold]augment[/]: {report['pairs']} pairs for {report['queries']} queries "
+        f"{report['pairs_by_source']}"
+    )
+    summary = label_pairs(
+        teacher, out / "augment" / "pairs.parquet", out / "labels-augment", LabelConfig()
+    )
+    console.print(
+        f"[bold]label[/]: {summary['pairs']} pairs in {summary['seconds']} s "
+        f"({summary['pairs_per_s']} pairs/s) -> {out / 'labels-augment'}"
+    )
+    return summary
+
+
 def run_quickstart(
     out: str | Path = "runs/quickstart",
     seed: int = 0,
@@ -72,6 +95,7 @@ def run_quickstart(
     results = run_baselines(out, console)
     if teacher_pairs:
         results["teacher (smollm2-135m)"] = run_teacher(out, teacher_pairs, console)
+        run_augment_and_label(out, out / "teacher", console)
     write_json(results, out / "metrics.json")
     console.print(metrics_table(results, title=f"demo shop, test split ({out / 'metrics.json'})"))
     return results
