@@ -1,6 +1,7 @@
 """Labeling throughput: the local backend vs Ray Data with 1 and 2 actors, on the same pairs.
 
-    python benchmarks/labeling_throughput.py --teacher runs/hd/teacher --pairs runs/hd/augment/pairs.parquet
+    python benchmarks/labeling_throughput.py --teacher runs/hd/teacher \
+        --pairs runs/hd/augment/pairs.parquet
 
 (with ``HF_HUB_OFFLINE=1 .venv/bin/python`` from the repository root). Takes the first ``--n``
 pairs of the file (whole queries first, as ``shoprel label`` orders them) and labels them three
