@@ -4,9 +4,10 @@
         --model llm=runs/hd/teacher --model ce-minilm=runs/hd/ce-minilm \\
         --model ensemble=runs/hd/ensemble --baseline bm25 --baseline biencoder
 
-Each model dir is scored once (scores are cached in ``--out``); an ensemble reuses its members'
-scores. Prints a table, then one JSON object (the last line) with each model's metrics, training
-pairs, training seconds and scoring pairs/s.
+Each model (a dir, or an encoder alias such as ``minilm-l6``) scores the split once (cached in
+``--out/cache/SPLIT``); an ensemble reuses its members' scores. Prints a table, then one JSON
+object (the last line) with each model's metrics, training pairs, training seconds and scoring
+pairs/s.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from shoprel.io import write_parquet
 from shoprel.scoring import load_scorer
 from shoprel.student.train import META_FILE as CROSS_ENCODER_META
 from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
-from shoprel.teacher.ensemble import combine
+from shoprel.teacher.ensemble import combine, member_ref
 from shoprel.teacher.model import META_FILE as TEACHER_META
 
 
@@ -43,9 +44,10 @@ def training_facts(directory: Path) -> dict[str, Any]:
 def model_scores(
     directory: Path, pairs: pd.DataFrame, cache: Path
 ) -> tuple[pd.DataFrame, float | None]:
-    """Scores of one model dir (cached by its resolved path) and the pairs/s of scoring them."""
-    directory = directory.resolve()
-    cached = cache / f"{hashlib.sha1(str(directory).encode()).hexdigest()[:12]}.parquet"
+    """Scores of one model (cached by its resolved path or alias) and the pairs/s of scoring."""
+    ref = member_ref(str(directory))
+    cached = cache / f"{hashlib.sha1(ref.encode()).hexdigest()[:12]}.parquet"
+    directory = Path(ref)
     if cached.is_file():
         return pd.read_parquet(cached), None
     if (directory / ENSEMBLE_META).is_file():
@@ -60,7 +62,7 @@ def model_scores(
         frame = pd.DataFrame({"pair_id": pairs["pair_id"], "score": score})
         return frame, None
     started = time.perf_counter()
-    frame = load_scorer(directory).predict(pairs, progress=True)
+    frame = load_scorer(ref).predict(pairs, progress=True)
     speed = len(pairs) / (time.perf_counter() - started)
     write_parquet(frame, cached)
     return frame, speed
@@ -90,7 +92,7 @@ def main() -> None:
         results[name] = evaluate_scores(pairs, scores, scale, dev)
     for item in args.model:
         name, _, path = item.partition("=")
-        frame, speed = model_scores(Path(path), pairs, args.out / "cache")
+        frame, speed = model_scores(Path(path), pairs, args.out / "cache" / args.split)
         metrics = evaluate_scores(pairs, align_scores(pairs, frame, path), scale)
         results[name] = metrics | training_facts(Path(path)) | {"score_pairs_per_s": speed}
     Console(width=160).print(metrics_table(results, title=f"{args.data} / {args.split}"))
