@@ -7,7 +7,8 @@
 Each model (a dir, or an encoder alias such as ``minilm-l6``) scores the split once (cached in
 ``--out/cache/SPLIT``); an ensemble reuses its members' scores. Prints a table, then one JSON
 object (the last line) with each model's metrics, training pairs, training seconds and scoring
-pairs/s.
+pairs/s. ``--plot`` draws each model's reliability: mean true label against mean predicted label
+(the grade distribution's expectation, or a linear map cross-fitted by query) in ten bins.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pandas as pd
 from rich.console import Console
 
 from shoprel.eval.baselines import run_baseline
-from shoprel.eval.evaluate import align_scores, evaluate_scores, read_split
+from shoprel.eval.evaluate import align_scores, evaluate_scores, predicted_labels, read_split
+from shoprel.eval.plots import label_reliability, plot_reliability
 from shoprel.eval.table import metrics_table
 from shoprel.io import write_parquet
 from shoprel.scoring import load_scorer
@@ -75,9 +77,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/teacher-quality"))
     parser.add_argument("--model", action="append", default=[], help="NAME=DIR")
     parser.add_argument("--baseline", action="append", default=[], help="bm25 | biencoder")
+    parser.add_argument("--plot", type=Path, help="reliability diagram of the models (PNG)")
     args = parser.parse_args()
     pairs, scale = read_split(args.data, args.split)
     results: dict[str, dict[str, Any]] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
     for name in args.baseline:
         for split in ("dev", args.split):
             run_baseline(name, args.data, split, args.out / f"{name}.{split}.parquet")
@@ -93,8 +97,14 @@ def main() -> None:
     for item in args.model:
         name, _, path = item.partition("=")
         frame, speed = model_scores(Path(path), pairs, args.out / "cache" / args.split)
-        metrics = evaluate_scores(pairs, align_scores(pairs, frame, path), scale)
+        aligned = align_scores(pairs, frame, path)
+        metrics = evaluate_scores(pairs, aligned, scale)
         results[name] = metrics | training_facts(Path(path)) | {"score_pairs_per_s": speed}
+        predicted, _, _ = predicted_labels(pairs, aligned, scale)
+        curves[name] = label_reliability(predicted, pairs["label"].to_numpy(float), scale)
+        results[name]["label_calibration_error"] = curves[name]["calibration_error"]
+    if args.plot and curves:
+        plot_reliability(curves, args.plot, f"reliability on {args.split} ({len(pairs)} pairs)")
     Console(width=160).print(metrics_table(results, title=f"{args.data} / {args.split}"))
     print(json.dumps({"split": args.split, "pairs": len(pairs), "models": results}))
 

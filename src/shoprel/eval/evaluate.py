@@ -104,6 +104,33 @@ def cross_fitted_labels(
     return mapped
 
 
+def predicted_labels(
+    pairs: pd.DataFrame,
+    scores: pd.DataFrame,
+    scale: GradeScale,
+    dev: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Each pair's predicted label, its grade distribution (if any) and how the label was made.
+
+    The expected label of the grade distribution where the scores have one; otherwise a linear
+    map of the score fitted on ``dev`` (pairs, aligned scores) or cross-fitted by query.
+    """
+    probs = grade_probabilities(scores, scale)
+    if probs is not None:
+        return probs @ np.asarray(scale.values), probs, "grade distribution"
+    raw = scores["score"].to_numpy(dtype=float)
+    if dev is not None:
+        slope, intercept = fit_linear_map(
+            dev[1]["score"].to_numpy(float), dev[0]["label"].to_numpy(float)
+        )
+        predicted, how = slope * raw + intercept, "linear, fitted on dev"
+    else:
+        labels = pairs["label"].to_numpy(dtype=float)
+        predicted = cross_fitted_labels(pairs["query_id"].to_numpy(), raw, labels)
+        how = "linear, cross-fitted by query"
+    return np.clip(predicted, scale.low, scale.high), None, how
+
+
 def evaluate_scores(
     pairs: pd.DataFrame,
     scores: pd.DataFrame,
@@ -116,23 +143,12 @@ def evaluate_scores(
     query_ids = pairs["query_id"].to_numpy()
     result: dict[str, Any] = {"pairs": len(pairs), "queries": int(pairs["query_id"].nunique())}
     result |= metrics.ranking_metrics(query_ids, labels, raw, scale)
-    probs = grade_probabilities(scores, scale)
+    predicted, probs, result["label_map"] = predicted_labels(pairs, scores, scale, dev)
     if probs is not None:
-        predicted = probs @ np.asarray(scale.values)
         predicted_grade = probs.argmax(axis=1)
         good = probs[:, ~scale.is_bad(np.asarray(scale.values))].sum(axis=1)
         result["ece"] = metrics.expected_calibration_error(good, ~scale.is_bad(labels))
-        result["label_map"] = "grade distribution"
     else:
-        if dev is not None:
-            slope, intercept = fit_linear_map(
-                dev[1]["score"].to_numpy(float), dev[0]["label"].to_numpy(float)
-            )
-            predicted, result["label_map"] = slope * raw + intercept, "linear, fitted on dev"
-        else:
-            predicted = cross_fitted_labels(query_ids, raw, labels)
-            result["label_map"] = "linear, cross-fitted by query"
-        predicted = np.clip(predicted, scale.low, scale.high)
         predicted_grade = scale.nearest_grade(predicted)
         result["ece"] = None
     true_grade = scale.nearest_grade(labels)

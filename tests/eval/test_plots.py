@@ -1,0 +1,32 @@
+"""Label-scale reliability and its figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shoprel.data.schema import get_scale
+from shoprel.eval.plots import label_reliability, plot_reliability
+
+
+def test_a_calibrated_prediction_has_no_error_and_a_biased_one_has_its_bias() -> None:
+    scale = get_scale("homedepot")  # labels 1..3
+    rng = np.random.default_rng(0)
+    labels = rng.choice([1.0, 2.0, 3.0], size=3000)
+    exact = label_reliability(labels, labels, scale)
+    assert exact["calibration_error"] == pytest.approx(0.0)
+    assert exact["predicted"] == pytest.approx(exact["observed"])
+    shifted = label_reliability(np.clip(labels + 0.5, 1, 3), labels, scale)
+    # +0.5 on a span of 2 is 0.25 on the unit scale, except where the clip at 3 eats it
+    assert shifted["calibration_error"] == pytest.approx(0.25 * 2 / 3, abs=0.02)
+    assert sum(shifted["counts"]) == 3000
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    scale = get_scale("esci")
+    labels = np.arange(12, dtype=float) % 4
+    curve = label_reliability(labels * 0.9, labels, scale)
+    plot_reliability({"model": curve}, tmp_path / "reliability.png", "test")
+    assert (tmp_path / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
