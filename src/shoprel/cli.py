@@ -259,6 +259,31 @@ def label(
     )
 
 
+@app.command()
+def pipeline(
+    config: Annotated[Path, typer.Option(help="pipeline YAML (configs/*.yaml)")],
+    data: Annotated[
+        list[str], typer.Option(help="input file or dir, replaces data.inputs (repeatable)")
+    ] = [],  # noqa: B006
+    out: Annotated[Path | None, typer.Option(help="run dir (default runs/<name>)")] = None,
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="redo this stage and the ones after it")
+    ] = None,
+) -> None:
+    """Every stage from one config; stages whose inputs did not change are skipped."""
+    from shoprel.pipeline.config import load_pipeline_config
+    from shoprel.pipeline.runner import run_pipeline
+    from shoprel.pipeline.stages import STAGES
+
+    cfg = load_pipeline_config(config, data)
+    run_dir = out or Path("runs") / cfg.name
+    records = run_pipeline(cfg, run_dir, STAGES, from_stage)
+    for name, record in records.items():
+        state = "skipped" if record["skipped"] else f"{record['seconds']} s"
+        console.print(f"{name:>10}: {state}")
+    console.print(f"run -> {run_dir}")
+
+
 def _name_value(item: str, flag: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     if not sep or not name or not value:
@@ -375,9 +400,13 @@ def main() -> None:
         handlers=[RichHandler(console=err_console, show_path=False)],
     )
     from shoprel.data.readers import DataError
+    from shoprel.pipeline.runner import StageError
 
     try:
         app()
+    except StageError as error:
+        err_console.print(f"[bold red]error:[/] {error}")
+        sys.exit(3)
     except (DataError, ValueError, ImportError, FileNotFoundError) as error:
         err_console.print(f"[bold red]error:[/] {error}")
         sys.exit(2)

@@ -71,8 +71,18 @@ def load_teacher(teacher: str | Path, cfg: LabelConfig) -> Any:
     return load_scorer(teacher, **options)
 
 
-def label_pairs(teacher: str | Path, pairs_file: str | Path, out: str | Path, cfg: LabelConfig):
-    """Score every pair not yet scored, then merge the shards; returns a summary."""
+def label_pairs(
+    teacher: str | Path,
+    pairs_file: str | Path,
+    out: str | Path,
+    cfg: LabelConfig,
+    replace: bool = False,
+) -> dict[str, Any]:
+    """Score every pair not yet scored, then merge the shards; returns a summary.
+
+    ``out`` holding another job (other pairs, teacher or shard size) is an error, or with
+    ``replace`` that job's outputs are removed first.
+    """
     out = Path(out)
     pairs = read_pairs(pairs_file)
     shards = -(-len(pairs) // cfg.shard_size)
@@ -85,7 +95,7 @@ def label_pairs(teacher: str | Path, pairs_file: str | Path, out: str | Path, cf
         shards=shards,
         pairs=len(pairs),
     )
-    open_manifest(out, manifest)
+    open_manifest(out, manifest, replace)
     todo = pending_shards(out, shards)
     started = time.perf_counter()
     with progress_bar(len(pairs), "labeling") as bar:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,18 +67,25 @@ def shard_rows(pairs: pd.DataFrame, index: int, shard_size: int) -> pd.DataFrame
     return pairs.iloc[index * shard_size : (index + 1) * shard_size]
 
 
-def open_manifest(out: Path, manifest: Manifest) -> None:
-    """Write the manifest of a new job, or check that ``out`` holds the same job."""
+def open_manifest(out: Path, manifest: Manifest, replace: bool = False) -> None:
+    """Write the manifest of a new job, or check that ``out`` holds the same job.
+
+    With ``replace``, another job's shards and labels in ``out`` are removed instead.
+    """
     path = out / MANIFEST
     if path.is_file():
         found = json.loads(path.read_text())
         changed = {k: (found.get(k), v) for k, v in asdict(manifest).items() if found.get(k) != v}
-        if changed:
+        if changed and replace:
+            shutil.rmtree(out / "shards", ignore_errors=True)
+            (out / LABELS).unlink(missing_ok=True)
+        elif changed:
             raise DataError(
                 f"{out}: holds another labeling job ({_describe(changed)}); "
                 "use a new --out or remove the old one"
             )
-        return
+        else:
+            return
     write_json(asdict(manifest), path)
 
 

@@ -1,0 +1,62 @@
+"""The pipeline's typed config: one section per stage, every key with a default.
+
+An unknown key anywhere is an error that names it (``shoprel.config.from_dict``). Relative paths
+in ``data.inputs`` are taken from the working directory, as on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shoprel.augment.candidates import AugmentConfig
+from shoprel.config import from_dict
+from shoprel.data.prepare import PrepareConfig
+from shoprel.labeling.run import LabelConfig
+from shoprel.student.train import StudentTrainConfig
+from shoprel.teacher.train import TeacherTrainConfig
+
+
+@dataclass
+class TeacherStageConfig:
+    """The teacher: an LLM judge, and optionally an ensemble with cross-encoders on the labels.
+
+    judge: the judge's training config; train_judge: False skips the judge (ensemble of the
+    other members only). cross_encoders: encoder bases trained on the labels as members, with
+    ``cross_encoder`` as their shared training config. bi_encoders: zero-shot members by alias.
+    label_with_judge: whether the judge stays in the teacher that labels pairs (an LLM judge is
+    the slowest member; drop it where its ensemble weight buys nothing on dev).
+    """
+
+    judge: TeacherTrainConfig = field(default_factory=TeacherTrainConfig)
+    train_judge: bool = True
+    cross_encoders: list[str] = field(default_factory=list)
+    cross_encoder: StudentTrainConfig = field(default_factory=StudentTrainConfig)
+    bi_encoders: list[str] = field(default_factory=list)
+    label_with_judge: bool = True
+
+
+@dataclass
+class PipelineConfig:
+    name: str = "run"
+    data: PrepareConfig = field(default_factory=PrepareConfig)
+    baselines: list[str] = field(default_factory=lambda: ["bm25", "biencoder"])
+    teacher: TeacherStageConfig = field(default_factory=TeacherStageConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+
+
+def load_pipeline_config(path: str | Path, data: list[str] | None = None) -> PipelineConfig:
+    """The config of a YAML file; ``data`` (the CLI's ``--data``) replaces ``data.inputs``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such config file")
+    values: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping of config sections")
+    cfg = from_dict(PipelineConfig, values, str(path))
+    cfg.data.inputs = [Path(p) for p in (data or cfg.data.inputs)]
+    return cfg

@@ -1,0 +1,103 @@
+"""The pipeline's stages, each calling what its own CLI command calls.
+
+Layout of a run dir: ``data/`` (prepare), ``scores/`` (baselines and models on dev and test),
+``teacher/`` (judge, cross-encoder members, ensembles), ``augment/``, ``labels-train/`` and
+``labels-augment/`` (teacher labels), ``stages/`` (records), ``log.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from shoprel.pipeline.config import PipelineConfig
+from shoprel.pipeline.runner import Stage
+
+
+def stage_result(out: Path, name: str) -> dict[str, Any]:
+    """The result an earlier stage recorded."""
+    return json.loads((out / "stages" / f"{name}.json").read_text())["result"]
+
+
+def run_prepare(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    from shoprel.data.prepare import prepare
+
+    card = prepare(cfg.data, out / "data")
+    return {k: card[k] for k in ("pairs", "queries", "products", "rows_rejected")}
+
+
+def run_baselines(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    from shoprel.eval.baselines import run_baseline
+
+    files = {}
+    for name in cfg.baselines:
+        for split in ("dev", "test"):
+            path = out / "scores" / f"{name}.{split}.parquet"
+            run_baseline(name, out / "data", split, path)
+            files[f"{name}.{split}"] = str(path)
+    return files
+
+
+def run_teacher(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    """Train the judge and the cross-encoder members; fit the ensembles that use them."""
+    from shoprel.student.train import train_cross_encoder
+    from shoprel.teacher.ensemble import fit_ensemble
+    from shoprel.teacher.train import train_teacher
+
+    stage = cfg.teacher
+    members: dict[str, str] = {}
+    if stage.train_judge:
+        members["judge"] = str(train_teacher(stage.judge, out / "data", out / "teacher" / "judge"))
+    for base in stage.cross_encoders:
+        ce_cfg = replace(stage.cross_encoder, base=base, loss="labels")
+        name = f"ce-{Path(base).name}"
+        members[name] = str(train_cross_encoder(ce_cfg, out / "data", out / "teacher" / name))
+    members |= {f"cosine-{Path(b).name}": b for b in stage.bi_encoders}
+    if not members:
+        raise ValueError("teacher: no member (train_judge is false and no encoder is listed)")
+    teacher = _combine(members, out, "ensemble", fit_ensemble)
+    labeler = teacher
+    if not stage.label_with_judge and "judge" in members:
+        others = {k: v for k, v in members.items() if k != "judge"}
+        labeler = _combine(others, out, "labeler", fit_ensemble)
+    return {"members": members, "teacher": teacher, "labeler": labeler}
+
+
+def _combine(members: dict[str, str], out: Path, name: str, fit: Any) -> str:
+    if len(members) == 1:
+        return next(iter(members.values()))
+    fit(out / "data", members, out / "teacher" / name)
+    return str(out / "teacher" / name)
+
+
+def run_augment(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    from shoprel.augment.candidates import augment
+
+    report = augment(cfg.augment, out / "data", out / "augment", None)
+    return {k: v for k, v in report.items() if k != "config"}
+
+
+def run_label(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    """The labeler scores the augmented pairs and the labeled train pairs."""
+    from shoprel.labeling.run import label_pairs
+
+    labeler = stage_result(out, "teacher")["labeler"]
+    jobs = {
+        "labels-augment": out / "augment" / "pairs.parquet",
+        "labels-train": out / "data" / "train.parquet",
+    }
+    return {
+        name: label_pairs(labeler, pairs, out / name, cfg.label, replace=True)
+        for name, pairs in jobs.items()
+    }
+
+
+STAGES: list[Stage] = [
+    Stage("prepare", run_prepare, lambda c: c.data),
+    Stage("baselines", run_baselines, lambda c: c.baselines),
+    Stage("teacher", run_teacher, lambda c: c.teacher),
+    Stage("augment", run_augment, lambda c: c.augment),
+    Stage("label", run_label, lambda c: c.label),
+]

@@ -1,0 +1,79 @@
+"""The pipeline runner: skipping by fingerprint, --from, failures, typed config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoprel.pipeline.config import PipelineConfig, load_pipeline_config
+from shoprel.pipeline.runner import Stage, StageError, run_pipeline
+
+
+def toy_stages(calls: list[str], fail: str | None = None) -> list[Stage]:
+    def make(name: str):
+        def run(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+            calls.append(name)
+            if name == fail:
+                raise RuntimeError("boom")
+            (out / f"{name}.txt").write_text(name)
+            return {"wrote": name}
+
+        return run
+
+    return [
+        Stage("prepare", make("prepare"), lambda c: c.data),
+        Stage("augment", make("augment"), lambda c: c.augment),
+        Stage("label", make("label"), lambda c: c.label),
+    ]
+
+
+def test_unchanged_stages_are_skipped_and_a_change_redoes_what_follows(tmp_path: Path) -> None:
+    cfg, calls = PipelineConfig(), []
+    run_pipeline(cfg, tmp_path, toy_stages(calls))
+    assert calls == ["prepare", "augment", "label"]
+    records = run_pipeline(cfg, tmp_path, toy_stages(calls))
+    assert calls == ["prepare", "augment", "label"]  # nothing ran again
+    assert all(r["skipped"] for r in records.values())
+    cfg.augment.bm25_k += 1
+    run_pipeline(cfg, tmp_path, toy_stages(calls))
+    assert calls[3:] == ["augment", "label"]  # prepare stays, the changed stage and after rerun
+    assert "stage augment: running" in (tmp_path / "log.txt").read_text()
+
+
+def test_from_redoes_a_stage_and_the_ones_after(tmp_path: Path) -> None:
+    cfg, calls = PipelineConfig(), []
+    run_pipeline(cfg, tmp_path, toy_stages(calls))
+    run_pipeline(cfg, tmp_path, toy_stages(calls), from_stage="augment")
+    assert calls[3:] == ["augment", "label"]
+    with pytest.raises(ValueError, match="unknown stage 'nope'"):
+        run_pipeline(cfg, tmp_path, toy_stages(calls), from_stage="nope")
+
+
+def test_a_failing_stage_is_named_and_earlier_outputs_stay(tmp_path: Path) -> None:
+    cfg, calls = PipelineConfig(), []
+    with pytest.raises(StageError, match="stage 'augment' failed: RuntimeError: boom"):
+        run_pipeline(cfg, tmp_path, toy_stages(calls, fail="augment"))
+    assert (tmp_path / "prepare.txt").is_file() and not (tmp_path / "label.txt").exists()
+    assert (tmp_path / "stages" / "prepare.json").is_file()
+    assert not (tmp_path / "stages" / "augment.json").exists()
+    run_pipeline(cfg, tmp_path, toy_stages(calls))  # the fix: resumes at the failed stage
+    assert calls[2:] == ["augment", "label"]
+
+
+def test_config_unknown_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\naugment:\n  bm25_k: 3\n  bm25_kk: 4\n")
+    with pytest.raises(ValueError, match=r"augment: unknown key\(s\) \['bm25_kk'\]"):
+        load_pipeline_config(path)
+    path.write_text(
+        "name: x\ndata:\n  source: demo\n  inputs: [a.csv]\nteacher:\n  judge:\n    lora_r: 4\n"
+    )
+    cfg = load_pipeline_config(path, data=["b.csv"])
+    assert cfg.teacher.judge.lora_r == 4 and [str(p) for p in cfg.data.inputs] == ["b.csv"]
+
+
+def test_shipped_configs_load() -> None:
+    for path in sorted(Path(__file__).parents[2].glob("configs/*.yaml")):
+        assert load_pipeline_config(path).name
