@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from shoprel.data.schema import get_scale
-from shoprel.eval.plots import label_reliability, plot_reliability
+from shoprel.eval.plots import (
+    confusion_figure,
+    data_size_figure,
+    figure_png,
+    label_reliability,
+    latency_figure,
+    plot_reliability,
+    score_distribution_figure,
+)
 
 
 def test_a_calibrated_prediction_has_no_error_and_a_biased_one_has_its_bias() -> None:
@@ -30,3 +38,20 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     curve = label_reliability(labels * 0.9, labels, scale)
     plot_reliability({"model": curve}, tmp_path / "reliability.png", "test")
     assert (tmp_path / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_report_figure_renders() -> None:
+    scale = get_scale("esci")
+    rng = np.random.default_rng(0)
+    labels = rng.choice(scale.values, size=200)
+    scores = labels + rng.normal(0, 0.5, size=200)
+    grades = scale.nearest_grade(labels)
+    point = {"augmented_pairs": 0, "pairwise_accuracy": 0.6, "auc": 0.7, "rmse": 0.5}
+    figures = [
+        score_distribution_figure(scores, labels, scale, "scores"),
+        confusion_figure(grades, scale.nearest_grade(scores), list(scale.grades), "confusion"),
+        data_size_figure([point, point | {"augmented_pairs": 100}], {"teacher": point}, "auc"),
+        latency_figure({"int8": {20: 3.0, 100: 9.0}}, "latency"),
+    ]
+    for figure in figures:
+        assert figure_png(figure)[:4] == b"\x89PNG"

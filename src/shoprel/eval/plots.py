@@ -1,14 +1,43 @@
-"""Figures for benchmarks and reports (matplotlib, no display needed)."""
+"""Figures for benchmarks and reports (matplotlib, no display needed).
+
+Each ``*_figure`` function returns a matplotlib figure; ``save_figure`` writes one atomically and
+``figure_png`` gives its PNG bytes (for a self-contained HTML report).
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from shoprel.data.schema import GradeScale
 from shoprel.eval.metrics import reliability_curve
 from shoprel.io import atomic_path
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: str | Path) -> None:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+    _pyplot().close(figure)
+
+
+def figure_png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    _pyplot().close(figure)
+    return buffer.getvalue()
 
 
 def label_reliability(
@@ -29,14 +58,9 @@ def label_reliability(
     }
 
 
-def plot_reliability(curves: dict[str, dict[str, list[float]]], path: str | Path, title: str):
+def reliability_figure(curves: dict[str, dict[str, list[float]]], title: str) -> Any:
     """One line per model: observed vs predicted label (unit scale), marker size by bin count."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(5.5, 5))
+    figure, axes = _pyplot().subplots(figsize=(5.5, 5))
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
     for name, curve in curves.items():
         sizes = 8 + 120 * np.asarray(curve["counts"]) / max(sum(curve["counts"]), 1)
@@ -47,7 +71,81 @@ def plot_reliability(curves: dict[str, dict[str, list[float]]], path: str | Path
     axes.set(xlim=(0, 1), ylim=(0, 1), title=title)
     axes.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(figure)
+    return figure
+
+
+def plot_reliability(curves: dict[str, dict[str, list[float]]], path: str | Path, title: str):
+    save_figure(reliability_figure(curves, title), path)
+
+
+def score_distribution_figure(
+    scores: np.ndarray, labels: np.ndarray, scale: GradeScale, title: str
+) -> Any:
+    """Histograms of one model's scores, one per true grade (nearest grade of the label)."""
+    figure, axes = _pyplot().subplots(figsize=(5.5, 3.6))
+    grades = scale.nearest_grade(np.asarray(labels, float))
+    edges = np.histogram_bin_edges(scores, bins=30)
+    for index, name in enumerate(scale.grades):
+        chosen = scores[grades == index]
+        if len(chosen):
+            axes.hist(chosen, bins=edges, alpha=0.45, density=True, label=f"{name} ({len(chosen)})")
+    axes.set(xlabel="score", ylabel="density", title=title)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def confusion_figure(
+    true_grades: np.ndarray, predicted_grades: np.ndarray, names: list[str], title: str
+):
+    """Row-normalised confusion matrix of grades with counts in the cells."""
+    n = len(names)
+    counts = np.zeros((n, n), dtype=int)
+    np.add.at(counts, (np.asarray(true_grades), np.asarray(predicted_grades)), 1)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axes = _pyplot().subplots(figsize=(4.2, 3.8))
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            colour = "white" if shares[i, j] > 0.6 else "black"
+            axes.text(
+                j,
+                i,
+                f"{counts[i, j]}\n{shares[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color=colour,
+            )
+    axes.set_xticks(range(n), names, rotation=30, fontsize=7)
+    axes.set_yticks(range(n), names, fontsize=7)
+    axes.set(xlabel="predicted grade", ylabel="true grade", title=title)
+    figure.tight_layout()
+    return figure
+
+
+def data_size_figure(
+    points: list[dict[str, float]], references: dict[str, dict[str, float]], metric: str
+) -> Any:
+    """A metric against the number of augmented pairs, references as horizontal lines."""
+    figure, axes = _pyplot().subplots(figsize=(5.5, 3.6))
+    xs = [p["augmented_pairs"] for p in points]
+    axes.plot(xs, [p[metric] for p in points], marker="o", label="distilled student")
+    for index, (name, values) in enumerate(references.items()):
+        axes.axhline(values[metric], linestyle="--", color=f"C{index + 1}", label=name)
+    axes.set(xlabel="augmented pairs labeled by the teacher", ylabel=metric.replace("_", " "))
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def latency_figure(latency_ms: dict[str, dict[int, float]], title: str) -> Any:
+    """p50 latency against items per request, one line per scorer."""
+    figure, axes = _pyplot().subplots(figsize=(5.5, 3.6))
+    for name, by_items in latency_ms.items():
+        items = sorted(by_items)
+        axes.plot(items, [by_items[i] for i in items], marker="o", label=name)
+    axes.set(xlabel="items reranked per request", ylabel="p50 latency (ms)", title=title)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
