@@ -14,9 +14,7 @@ pairs/s. ``--plot`` draws each model's reliability: mean true label against mean
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,50 +22,10 @@ import pandas as pd
 from rich.console import Console
 
 from shoprel.eval.baselines import run_baseline
+from shoprel.eval.compare import compare_models
 from shoprel.eval.evaluate import align_scores, evaluate_scores, predicted_labels, read_split
 from shoprel.eval.plots import label_reliability, plot_reliability
 from shoprel.eval.table import metrics_table
-from shoprel.io import write_parquet
-from shoprel.scoring import load_scorer
-from shoprel.student.train import META_FILE as CROSS_ENCODER_META
-from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
-from shoprel.teacher.ensemble import combine, member_ref
-from shoprel.teacher.model import META_FILE as TEACHER_META
-
-
-def training_facts(directory: Path) -> dict[str, Any]:
-    for name in (TEACHER_META, CROSS_ENCODER_META):
-        if (directory / name).is_file():
-            train = json.loads((directory / name).read_text()).get("train", {})
-            return {"train_pairs": train.get("train_pairs"), "train_s": train.get("seconds")}
-    return {}
-
-
-def model_scores(
-    directory: Path, pairs: pd.DataFrame, cache: Path
-) -> tuple[pd.DataFrame, float | None]:
-    """Scores of one model (cached by its resolved path or alias) and the pairs/s of scoring."""
-    ref = member_ref(str(directory))
-    cached = cache / f"{hashlib.sha1(ref.encode()).hexdigest()[:12]}.parquet"
-    directory = Path(ref)
-    if cached.is_file():
-        return pd.read_parquet(cached), None
-    if (directory / ENSEMBLE_META).is_file():
-        meta = json.loads((directory / ENSEMBLE_META).read_text())
-        member_scores = {
-            name: align_scores(pairs, model_scores(Path(path), pairs, cache)[0], path)[
-                "score"
-            ].to_numpy()
-            for name, path in meta["members"].items()
-        }
-        score = combine(member_scores, meta["weights"], meta["intercept"], meta["scale"])
-        frame = pd.DataFrame({"pair_id": pairs["pair_id"], "score": score})
-        return frame, None
-    started = time.perf_counter()
-    frame = load_scorer(ref).predict(pairs, progress=True)
-    speed = len(pairs) / (time.perf_counter() - started)
-    write_parquet(frame, cached)
-    return frame, speed
 
 
 def main() -> None:
@@ -94,12 +52,10 @@ def main() -> None:
             pairs, pd.read_parquet(args.out / f"{name}.{args.split}.parquet"), name
         )
         results[name] = evaluate_scores(pairs, scores, scale, dev)
-    for item in args.model:
-        name, _, path = item.partition("=")
-        frame, speed = model_scores(Path(path), pairs, args.out / "cache" / args.split)
-        aligned = align_scores(pairs, frame, path)
-        metrics = evaluate_scores(pairs, aligned, scale)
-        results[name] = metrics | training_facts(Path(path)) | {"score_pairs_per_s": speed}
+    models = dict(item.partition("=")[::2] for item in args.model)
+    metrics, scores = compare_models(models, pairs, scale, args.out / "cache" / args.split)
+    for name, aligned in scores.items():
+        results[name] = metrics[name]
         predicted, _, _ = predicted_labels(pairs, aligned, scale)
         curves[name] = label_reliability(predicted, pairs["label"].to_numpy(float), scale)
         results[name]["label_calibration_error"] = curves[name]["calibration_error"]

@@ -1,4 +1,7 @@
-"""Fixtures shared across test packages: tiny encoders built from a config, the demo data."""
+"""Fixtures shared across test packages: tiny models built from a config, the demo data.
+
+The tiny Llama-type judge has a word-level tokenizer trained here on the demo data.
+"""
 
 from __future__ import annotations
 
@@ -60,8 +63,80 @@ def tiny_cross_encoder(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPath
     return out
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo-data")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("teacher-demo") / "data"
     prepare(PrepareConfig(source="demo"), out)
+    return out
+
+
+def train_tokenizer(texts: list[str]):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    specials = [
+        "<unk>",
+        "<pad>",
+        "<s>",
+        "</s>",
+        "<|system|>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|end|>",
+    ]
+    core.train_from_iterator(
+        texts, trainers.WordLevelTrainer(vocab_size=4000, special_tokens=specials)
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
+    """A randomly initialised 2-layer Llama saved with its tokenizer, usable as ``--base``."""
+    import pandas as pd
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from shoprel.teacher.prompts import SYSTEM
+
+    pairs = pd.read_parquet(demo_data / "train.parquet")
+    texts = [SYSTEM, "Query: Product: Brand: Category: Attributes: Description: Relevance:"]
+    texts += [
+        " ".join(row) for row in pairs[["query", "title", "brand", "category", "attributes"]].values
+    ]
+    texts += ["irrelevant complement substitute exact partial"]
+    tokenizer = train_tokenizer(texts)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    out = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
     return out

@@ -107,9 +107,9 @@ def test_budgets_and_sources(augmented) -> None:
 
 
 def test_dense_index_exact_and_hnsw_agree_on_an_items_own_title(
-    demo_dir: Path, tiny_bi_encoder: Path
+    demo_data: Path, tiny_bi_encoder: Path
 ) -> None:
-    catalog = read_catalog({"train": pd.read_parquet(demo_dir / "train.parquet")}, None)
+    catalog = read_catalog({"train": pd.read_parquet(demo_data / "train.parquet")}, None)
     exact = DenseIndex(catalog, str(tiny_bi_encoder), exact_search_max=len(catalog))
     graph = DenseIndex(catalog, str(tiny_bi_encoder), exact_search_max=10)
     assert exact.exact and not graph.exact
@@ -121,12 +121,12 @@ def test_dense_index_exact_and_hnsw_agree_on_an_items_own_title(
     assert (graph.top_k(texts, 5) == exact.top_k(texts, 5)).mean() > 0.8
 
 
-def test_extra_catalog_file_adds_products(demo_dir: Path, tmp_path: Path) -> None:
+def test_extra_catalog_file_adds_products(demo_data: Path, tmp_path: Path) -> None:
     extra = tmp_path / "more.csv"
     extra.write_text("product_id,title,brand\nX1,Cordless Drill 20V,Acme\nX2,,Acme\n")
-    catalog = read_catalog({"train": pd.read_parquet(demo_dir / "train.parquet")}, extra)
+    catalog = read_catalog({"train": pd.read_parquet(demo_data / "train.parquet")}, extra)
     assert "X1" in set(catalog["product_id"]) and "X2" not in set(catalog["product_id"])
     bad = tmp_path / "bad.csv"
     bad.write_text("sku,name\n1,Drill\n")
     with pytest.raises(Exception, match="product_id"):
-        read_catalog({"train": pd.read_parquet(demo_dir / "train.parquet")}, bad)
+        read_catalog({"train": pd.read_parquet(demo_data / "train.parquet")}, bad)

@@ -19,9 +19,9 @@ from shoprel.scoring import load_scorer
 
 
 @pytest.fixture(scope="module")
-def pairs_file(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pairs_file(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pairs") / "pairs.parquet"
-    pairs = pd.read_parquet(demo_dir / "train.parquet").head(600)
+    pairs = pd.read_parquet(demo_data / "train.parquet").head(600)
     pairs.drop(columns=["label", "target"]).assign(source="bm25").to_parquet(out, index=False)
     return out
 

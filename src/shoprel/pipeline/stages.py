@@ -94,10 +94,67 @@ def run_label(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     }
 
 
+def evaluation_models(out: Path) -> dict[str, str]:
+    """Every trained model of the run by display name: teacher members, teacher, labeler."""
+    teacher = stage_result(out, "teacher")
+    models = {f"teacher member: {k}": v for k, v in teacher["members"].items()}
+    if teacher["teacher"] not in teacher["members"].values():
+        models["teacher"] = teacher["teacher"]
+    if teacher["labeler"] not in (*teacher["members"].values(), teacher["teacher"]):
+        models["teacher without judge (labeler)"] = teacher["labeler"]
+    return models
+
+
+def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    """Every model on the test split; baselines with label maps fitted on their dev scores."""
+    import shutil
+
+    from shoprel.eval.compare import compare_models
+    from shoprel.eval.evaluate import evaluate, read_split
+    from shoprel.io import write_json, write_parquet
+
+    shutil.rmtree(out / "eval" / "cache", ignore_errors=True)
+    pairs, scale = read_split(out / "data", "test")
+    results, files = {}, {}
+    for name in cfg.baselines:
+        files[name] = f"scores/{name}.test.parquet"
+        results[name] = evaluate(
+            out / "data",
+            "test",
+            out / files[name],
+            dev_scores_path=out / f"scores/{name}.dev.parquet",
+        )
+    models = evaluation_models(out)
+    metrics, scores = compare_models(models, pairs, scale, out / "eval" / "cache")
+    for name, frame in scores.items():
+        files[name] = f"scores/{_file_name(name)}.test.parquet"
+        write_parquet(frame, out / files[name])
+    results |= metrics
+    focus = [n for n in ("teacher", "student (distilled)") if n in files]
+    evaluation = {"split": "test", "models": results, "scores": files, "focus": focus}
+    write_json(evaluation, out / "eval" / "metrics.json")
+    write_json(results, out / "metrics.json")
+    return {
+        name: {k: m.get(k) for k in ("pairwise_accuracy", "auc")} for name, m in results.items()
+    }
+
+
+def _file_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run_report(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    from shoprel.report.html import build_report
+
+    return {"report": str(build_report(out, cfg.name))}
+
+
 STAGES: list[Stage] = [
     Stage("prepare", run_prepare, lambda c: c.data),
     Stage("baselines", run_baselines, lambda c: c.baselines),
     Stage("teacher", run_teacher, lambda c: c.teacher),
     Stage("augment", run_augment, lambda c: c.augment),
     Stage("label", run_label, lambda c: c.label),
+    Stage("evaluate", run_evaluate, lambda c: c.baselines),
+    Stage("report", run_report, lambda c: c.name),
 ]

@@ -1,0 +1,177 @@
+"""``RUN/report.html``: the data card, one metrics table for every model, and the plots.
+
+Self-contained: the figures are PNGs embedded as data URIs and the style is inline, so the file
+opens offline and can be mailed. It reads what the pipeline's stages wrote:
+
+- ``data/card.json`` and ``data/test.parquet``;
+- ``eval/metrics.json``: ``{"split", "models": {name: metrics}, "scores": {name: file}}``;
+- optional ``eval/data_size.json`` (the distillation curve: ``points``, ``label_only``,
+  ``teacher``) and ``export/latency.json`` (``{scorer: {items: p50_ms}}``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shoprel.data.schema import get_scale
+from shoprel.eval import plots
+from shoprel.eval.evaluate import align_scores, predicted_labels
+from shoprel.io import atomic_path
+
+COLUMNS = [
+    ("pairwise_accuracy", "pairwise acc"),
+    ("auc", "AUC"),
+    ("ndcg@10", "NDCG@10"),
+    ("rmse", "RMSE"),
+    ("macro_f1", "macro-F1"),
+    ("accuracy", "accuracy"),
+    ("over_recall", "over-recall"),
+    ("ece", "ECE"),
+]
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>shoprel report: {{ name }}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figcaption { font-size: 12px; color: #555; max-width: 600px; }
+.best { font-weight: bold; }
+</style></head><body>
+<h1>shoprel report: {{ name }}</h1>
+<h2>Data</h2>
+<table id="data-card"><tr><th>field</th><th>value</th></tr>
+{% for key, value in card %}<tr><td>{{ key }}</td><td>{{ value }}</td></tr>{% endfor %}
+</table>
+<h2>Metrics on the {{ split }} split</h2>
+<table id="metrics"><tr><th>model</th>
+{% for _, title in columns %}<th>{{ title }}</th>{% endfor %}</tr>
+{% for model, cells in rows %}<tr><td>{{ model }}</td>
+{% for cell in cells %}<td class="{{ cell.css }}">{{ cell.text }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<p>Pairwise accuracy, AUC and NDCG use the raw scores; RMSE, macro-F1, accuracy and over-recall
+use the grade distribution where a model has one, else a linear map of its score cross-fitted by
+query. Best value per column in bold.</p>
+<h2>Plots</h2>
+{% for fig in figures %}<figure id="{{ fig.id }}"><img alt="{{ fig.caption }}"
+ src="data:image/png;base64,{{ fig.png }}"><figcaption>{{ fig.caption }}</figcaption></figure>
+{% endfor %}
+{% for note in notes %}<p class="note">{{ note }}</p>{% endfor %}
+</body></html>
+"""
+
+
+def _card_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = ("source", "scale", "pairs", "queries", "products", "rows_read", "rows_rejected")
+    rows = [
+        (k, f"{card[k]:,}" if isinstance(card[k], int) else str(card[k])) for k in keys if k in card
+    ]
+    for name in ("splits", "grade_counts", "rejects_by_reason"):
+        if card.get(name):
+            rows.append((name, json.dumps(card[name])))
+    return rows
+
+
+def _metric_rows(models: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
+    lower_is_better = {"rmse", "over_recall", "ece"}
+    best = {}
+    for key, _ in COLUMNS:
+        values = [m[key] for m in models.values() if isinstance(m.get(key), (int, float))]
+        if values:
+            best[key] = min(values) if key in lower_is_better else max(values)
+    rows = []
+    for name, metrics in models.items():
+        cells = []
+        for key, _ in COLUMNS:
+            value = metrics.get(key)
+            text = f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+            css = "best" if value is not None and value == best.get(key) else ""
+            cells.append({"text": text, "css": css})
+        rows.append((name, cells))
+    return rows
+
+
+def _encoded(figure: Any, fig_id: str, caption: str) -> dict[str, str]:
+    png = base64.b64encode(plots.figure_png(figure)).decode()
+    return {"id": fig_id, "caption": caption, "png": png}
+
+
+def _model_figures(run: Path, evaluation: dict[str, Any], pairs: pd.DataFrame, scale) -> list:
+    labels = pairs["label"].to_numpy(float)
+    curves, figures = {}, []
+    focus = evaluation.get("focus") or list(evaluation["scores"])[-2:]
+    for name, path in evaluation["scores"].items():
+        scores = align_scores(pairs, pd.read_parquet(run / path), path)
+        predicted, probs, _ = predicted_labels(pairs, scores, scale)
+        curves[name] = plots.label_reliability(predicted, labels, scale)
+        if name not in focus:
+            continue
+        raw = scores["score"].to_numpy(float)
+        figure = plots.score_distribution_figure(raw, labels, scale, f"{name}: scores by grade")
+        figures.append(_encoded(figure, f"scores-{name}", f"{name}: score distribution per grade"))
+        grades = probs.argmax(axis=1) if probs is not None else scale.nearest_grade(predicted)
+        figure = plots.confusion_figure(
+            scale.nearest_grade(labels), grades, list(scale.grades), f"{name}: grades"
+        )
+        figures.append(_encoded(figure, f"confusion-{name}", f"{name}: confusion matrix"))
+    title = f"reliability on {evaluation['split']}"
+    figures.insert(0, _encoded(plots.reliability_figure(curves, title), "reliability", title))
+    return figures
+
+
+def _optional_figures(run: Path) -> tuple[list[dict[str, str]], list[str]]:
+    figures, notes = [], []
+    curve = run / "eval" / "data_size.json"
+    if curve.is_file():
+        data = json.loads(curve.read_text())
+        references = {k: data[k] for k in ("teacher", "label_only") if data.get(k)}
+        for metric in ("pairwise_accuracy", "auc"):
+            figure = plots.data_size_figure(data["points"], references, metric)
+            caption = f"student {metric.replace('_', ' ')} against augmented pairs"
+            figures.append(_encoded(figure, f"data-size-{metric}", caption))
+    else:
+        notes.append("No data-size curve in this run (eval/data_size.json is absent).")
+    latency = run / "export" / "latency.json"
+    if latency.is_file():
+        by_scorer = {
+            k: {int(n): v for n, v in d.items()} for k, d in json.loads(latency.read_text()).items()
+        }
+        title = "rerank latency (p50)"
+        figures.append(_encoded(plots.latency_figure(by_scorer, title), "latency", title))
+    else:
+        notes.append("No serving latency in this run (export/latency.json is absent).")
+    return figures, notes
+
+
+def build_report(run: str | Path, name: str | None = None) -> Path:
+    """Write ``RUN/report.html`` from the run's outputs and return its path."""
+    from jinja2 import Template
+
+    run = Path(run)
+    card = json.loads((run / "data" / "card.json").read_text())
+    evaluation = json.loads((run / "eval" / "metrics.json").read_text())
+    pairs = pd.read_parquet(run / "data" / f"{evaluation['split']}.parquet")
+    scale = get_scale(card["scale"])
+    figures = _model_figures(run, evaluation, pairs, scale)
+    extra, notes = _optional_figures(run)
+    page = Template(TEMPLATE, autoescape=True).render(
+        name=name or run.name,
+        card=_card_rows(card),
+        split=evaluation["split"],
+        columns=COLUMNS,
+        rows=_metric_rows(evaluation["models"]),
+        figures=figures + extra,
+        notes=notes,
+    )
+    path = run / "report.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text(page)
+    return path

@@ -1,0 +1,94 @@
+"""The whole pipeline on the demo shop with tiny models, and its report in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprel.pipeline.config import PipelineConfig
+from shoprel.pipeline.runner import run_pipeline
+from shoprel.pipeline.stages import STAGES
+
+
+@pytest.fixture(scope="module")
+def tiny_run(
+    tiny_base: Path,
+    tiny_encoder_dir: Path,
+    tiny_bi_encoder: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict]:
+    cfg = PipelineConfig(name="tiny")
+    cfg.baselines = ["bm25"]
+    cfg.teacher.judge.base = str(tiny_base)
+    cfg.teacher.judge.max_train_pairs = 32
+    cfg.teacher.judge.max_dev_pairs = 0
+    cfg.teacher.judge.lora_r = 4
+    cfg.teacher.cross_encoders = [str(tiny_encoder_dir)]
+    cfg.teacher.cross_encoder.max_train_pairs = 64
+    cfg.teacher.cross_encoder.max_dev_pairs = 50
+    cfg.teacher.bi_encoders = [str(tiny_bi_encoder)]
+    cfg.teacher.label_with_judge = False
+    cfg.augment.encoder = str(tiny_bi_encoder)
+    cfg.augment.max_queries = 20
+    cfg.augment.synthetic_queries = 10
+    cfg.label.shard_size = 500
+    out = tmp_path_factory.mktemp("run")
+    records = run_pipeline(cfg, out, STAGES)
+    return out, records
+
+
+def test_every_stage_ran_and_a_rerun_skips_them(tiny_run: tuple[Path, dict]) -> None:
+    out, records = tiny_run
+    assert [name for name in records] == [s.name for s in STAGES]
+    assert not any(r["skipped"] for r in records.values())
+    teacher = records["teacher"]["result"]
+    assert teacher["labeler"] != teacher["teacher"]  # the judge was left out of the labeler
+    labels = pd.read_parquet(out / "labels-augment" / "labels.parquet")
+    pairs = pd.read_parquet(out / "augment" / "pairs.parquet")
+    assert sorted(labels["pair_id"]) == sorted(pairs["pair_id"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"bm25", "teacher", "teacher member: judge"} <= set(metrics)
+    assert "stage report: done" in (out / "log.txt").read_text()
+
+
+def test_report_holds_the_table_and_the_plots(tiny_run: tuple[Path, dict]) -> None:
+    out, _ = tiny_run
+    page = (out / "report.html").read_text()
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in metrics:
+        assert f"<td>{name}</td>" in page
+    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 3
+    assert "http://" not in page and "https://" not in page  # opens offline
+
+
+def test_report_renders_in_headless_chromium(tiny_run: tuple[Path, dict], tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    out, _ = tiny_run
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access"]
+    url = (out / "report.html").as_uri()
+    dom = subprocess.run(
+        [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    rows = re.findall(r"<tr>\s*<td>", dom.split('id="metrics"')[1].split("</table>")[0])
+    assert len(rows) == len(json.loads((out / "metrics.json").read_text()))
+    assert dom.count("<figure") >= 3
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,2400", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[0] >= 2000 and np.std(pixels) > 0.05  # drawn, not a blank page
