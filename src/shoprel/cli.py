@@ -296,7 +296,15 @@ def student_train(
     data: Annotated[Path, typer.Option(help="prepared data dir")],
     out: Annotated[Path, typer.Option(help="output dir of the cross-encoder")],
     base: Annotated[str | None, typer.Option(help="encoder alias, dir or hub id")] = None,
-    loss: Annotated[str | None, typer.Option(help="labels")] = None,
+    loss: Annotated[
+        str | None, typer.Option(help="margin-mse (default with --labels) | mse | labels")
+    ] = None,
+    labels: Annotated[
+        list[Path], typer.Option("--labels", help="teacher label dir (repeatable)")
+    ] = [],  # noqa: B006
+    augment_frac: Annotated[
+        float | None, typer.Option(help="share of the augmented pairs kept, by whole query")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with StudentTrainConfig keys")] = None,
     epochs: Annotated[float | None, typer.Option(help="passes over the train pairs")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="peak learning rate")] = None,
@@ -306,13 +314,15 @@ def student_train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
 ) -> None:
-    """Train a cross-encoder (sentence-transformers) on the train split."""
+    """Train a cross-encoder (sentence-transformers) on human labels or a teacher's scores."""
     from shoprel.config import load_config
     from shoprel.student.train import StudentTrainConfig, train_cross_encoder
 
     overrides = dict(
         base=base,
         loss=loss,
+        labels=[str(d) for d in labels] or None,
+        augment_frac=augment_frac,
         epochs=epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,

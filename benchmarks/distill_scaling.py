@@ -1,0 +1,209 @@
+"""Student quality against the number of teacher-labeled augmented pairs, beside the teacher.
+
+    python benchmarks/distill_scaling.py --data runs/hd/data --labels-train runs/hd/labels/train \\
+        --labels-aug runs/hd/labels/augmented --teacher-scores runs/hd/teacher.dev.parquet \\
+        --out runs/hd/distill-scaling --base minilm-l6 --fracs 0,0.25,0.5,1
+    python benchmarks/distill_scaling.py ... --teacher runs/hd/ensemble --quick
+
+(with ``HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python`` from the repository root). For each
+share in ``--fracs`` it trains a student (``--loss``, margin-mse by default) on the teacher's scores
+of the train split plus that share of the augmented pairs, taken by whole query (each share a
+subset of the next); it also trains the label-only student (binary cross-entropy on the human
+labels). Every model, and the teacher (``--teacher-scores`` FILE or ``--teacher`` DIR), is scored
+on the same seeded sample of whole queries of ``--split`` (``--max-dev-pairs``). Pairwise accuracy
+and AUC use the scores as they are; RMSE maps each model's scores to the label scale by a line
+cross-fitted over two query-disjoint halves of the sample (a teacher's grade distribution is not
+used, so all models are treated alike). The trainer picks its best epoch on the dev sample of the
+same size and seed.
+
+Resumable: a point whose ``OUT/points/NAME.json`` holds the same settings is not trained again.
+Writes ``OUT/distill_scaling.json`` and ``OUT/distill_scaling.png``; prints a table, then one JSON
+object (the last line): ``points`` (one per share: ``augmented_pairs, pairwise_accuracy, auc,
+rmse``), ``label_only`` and ``teacher`` with the same keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from shoprel.eval.evaluate import align_scores, evaluate_scores, read_scores, read_split
+from shoprel.eval.table import metrics_table
+from shoprel.io import atomic_path, write_json, write_parquet
+from shoprel.scoring import load_scorer
+from shoprel.student.data import LABELS_FILE, read_teacher_labels, take_queries
+from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_encoder
+
+KEYS = ("augmented_pairs", "pairwise_accuracy", "auc", "rmse")
+SIZES = {"max_dev_pairs": 2000, "max_train_pairs": 0, "max_aug_pairs": 0, "epochs": 1.0}
+QUICK = {"max_dev_pairs": 500, "max_train_pairs": 1000, "max_aug_pairs": 2000, "epochs": 1.0}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="prepared data dir")
+    parser.add_argument("--labels-train", type=Path, required=True, help="teacher labels, train")
+    parser.add_argument("--labels-aug", type=Path, required=True, help="teacher labels, augmented")
+    parser.add_argument("--out", type=Path, default=Path("runs/distill-scaling"))
+    teacher = parser.add_mutually_exclusive_group(required=True)
+    teacher.add_argument("--teacher-scores", type=Path, help="the teacher's scores of --split")
+    teacher.add_argument("--teacher", type=Path, help="a model dir shoprel saved, to score --split")
+    parser.add_argument("--fracs", default="0,0.25,0.5,1", help="shares of the augmented pairs")
+    parser.add_argument("--base", default="minilm-l6", help="encoder alias, dir or hub id")
+    parser.add_argument("--loss", default="margin-mse", choices=["margin-mse", "mse"])
+    parser.add_argument("--split", default="dev", help="split the models are compared on")
+    parser.add_argument("--max-dev-pairs", type=int, help="whole queries (2000; 0: all)")
+    parser.add_argument("--max-train-pairs", type=int, help="train-split pairs (0: all)")
+    parser.add_argument("--max-aug-pairs", type=int, help="augmented pool, whole queries (0: all)")
+    parser.add_argument("--epochs", type=float, help="passes over the pairs (1)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--max-length", type=int, default=96)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help=f"sizes not given: {QUICK}")
+    args = parser.parse_args()
+    for key, value in (QUICK if args.quick else SIZES).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.fracs = [float(f) for f in args.fracs.split(",")]
+    return args
+
+
+def augmented_pool(args: argparse.Namespace) -> Path:
+    """The augmented label dir, or a seeded sample of its whole queries (``--max-aug-pairs``)."""
+    if not args.max_aug_pairs:
+        return args.labels_aug
+    pool = args.out / f"labels-aug-{args.max_aug_pairs}-seed{args.seed}"
+    if not (pool / LABELS_FILE).is_file():
+        labels = read_teacher_labels([args.labels_aug])
+        write_parquet(take_queries(labels, args.max_aug_pairs, args.seed), pool / LABELS_FILE)
+    return pool
+
+
+def student_configs(args: argparse.Namespace, pool: Path) -> dict[str, StudentTrainConfig]:
+    common = dict(
+        base=args.base,
+        max_train_pairs=args.max_train_pairs,
+        max_dev_pairs=args.max_dev_pairs,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+    configs = {"label-only": StudentTrainConfig(loss="labels", **common)}
+    for frac in args.fracs:
+        labels = [str(args.labels_train), str(pool)]
+        configs[f"aug-{frac:g}"] = StudentTrainConfig(
+            loss=args.loss, labels=labels, augment_frac=frac, **common
+        )
+    return configs
+
+
+def run_point(
+    name: str, cfg: StudentTrainConfig, args: argparse.Namespace, sample: pd.DataFrame
+) -> dict[str, Any]:
+    """Train (unless a finished point or model with the same settings exists) and evaluate."""
+    done = args.out / "points" / f"{name}.json"
+    settings = asdict(cfg) | {"split": args.split}
+    if done.is_file() and json.loads(done.read_text())["settings"] == settings:
+        return json.loads(done.read_text())
+    model_dir = args.out / "students" / name
+    meta = model_dir / META_FILE
+    trained = meta.is_file() and _same(json.loads(meta.read_text())["train"], asdict(cfg))
+    if not trained:
+        train_cross_encoder(cfg, args.data, model_dir)
+    train = json.loads(meta.read_text())["train"]
+    point = evaluate(sample, load_scorer(model_dir).predict(sample), args) | {
+        "augmented_pairs": train["augmented_pairs"],
+        "train_pairs": train["train_pairs"],
+        "train_seconds": train["seconds"],
+        "train_pairs_per_s": train["pairs_per_s"],
+        "settings": settings,
+    }
+    write_json(point, done)
+    return point
+
+
+def _same(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(saved.get(key) == value for key, value in wanted.items())
+
+
+def evaluate(
+    sample: pd.DataFrame, scores: pd.DataFrame, args: argparse.Namespace
+) -> dict[str, Any]:
+    _, scale = read_split(args.data, args.split)
+    scores = align_scores(sample, scores[["pair_id", "score"]], "scores")
+    return evaluate_scores(sample, scores, scale)
+
+
+def teacher_point(args: argparse.Namespace, sample: pd.DataFrame) -> dict[str, Any]:
+    if args.teacher_scores is not None:
+        scores = read_scores(args.teacher_scores)
+        scores = scores[scores["pair_id"].isin(sample["pair_id"])]
+        source = str(args.teacher_scores)
+    else:
+        cached = args.out / "scores" / f"teacher.{args.split}.parquet"
+        if not cached.is_file():
+            write_parquet(load_scorer(args.teacher).predict(sample, progress=True), cached)
+        scores, source = pd.read_parquet(cached), str(args.teacher)
+    aligned = align_scores(sample, scores[["pair_id", "score"]], source)
+    return evaluate(sample, aligned, args) | {"augmented_pairs": None}
+
+
+def plot(points: list[dict], label_only: dict, teacher: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [("pairwise_accuracy", "pairwise accuracy"), ("auc", "AUC"), ("rmse", "RMSE")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    x = [p["augmented_pairs"] for p in points]
+    for ax, (key, label) in zip(axes, metrics, strict=True):
+        ax.plot(x, [p[key] for p in points], marker="o", label="student (teacher scores)")
+        ax.axhline(teacher[key], color="tab:red", linestyle="--", label="teacher")
+        ax.axhline(label_only[key], color="tab:gray", linestyle=":", label="label-only student")
+        ax.set_xlabel("augmented pairs")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = parse_args()
+    dev, _ = read_split(args.data, args.split)
+    sample = take_queries(dev, args.max_dev_pairs, args.seed) if args.max_dev_pairs else dev
+    pool = augmented_pool(args)
+    configs = student_configs(args, pool)
+    results = {name: run_point(name, cfg, args, sample) for name, cfg in configs.items()}
+    teacher = teacher_point(args, sample)
+    label_only = results.pop("label-only")
+    points = sorted(results.values(), key=lambda p: p["augmented_pairs"])
+    title = f"{args.data.name} / {args.split}: {len(sample)} pairs, student {Path(args.base).name}"
+    plot(points, label_only, teacher, args.out / "distill_scaling.png", title)
+    summary = {
+        "points": [{k: p[k] for k in KEYS} for p in points],
+        "label_only": {k: label_only[k] for k in KEYS},
+        "teacher": {k: teacher[k] for k in KEYS},
+    }
+    table = {"teacher": teacher, "label-only": label_only}
+    table |= {f"student +{p['augmented_pairs']} aug": p for p in points}
+    write_json(summary | {"details": table, "quick": args.quick}, args.out / "distill_scaling.json")
+    Console(width=160).print(metrics_table(table, title=title))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
