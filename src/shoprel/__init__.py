@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "PrepareConfig": "shoprel.data.prepare",
+    "Reranker": "shoprel.serve.reranker",
     "prepare": "shoprel.data.prepare",
     "evaluate": "shoprel.eval.evaluate",
     "run_baseline": "shoprel.eval.baselines",

@@ -387,6 +387,70 @@ def models_fetch(
     console.print(f"{alias} -> {path}")
 
 
+@student_app.command("export")
+def student_export(
+    model: Annotated[Path, typer.Option(help="cross-encoder dir of `shoprel student train`")],
+    out: Annotated[Path, typer.Option(help="output dir of the ONNX export")],
+    int8: Annotated[
+        bool, typer.Option(help="also write model_int8.onnx, then the export's default")
+    ] = False,
+    data: Annotated[
+        Path | None, typer.Option(help="prepared data dir: its dev split gates the int8 model")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="write the int8 model even if it fails the gate")
+    ] = False,
+    gate_pairs: Annotated[int, typer.Option(help="dev pairs (whole queries) for the gate")] = 2000,
+) -> None:
+    """Export a cross-encoder to ONNX (fp32, and int8 behind an accuracy gate on dev)."""
+    from shoprel.serve.export import ExportConfig, export_onnx
+
+    cfg = ExportConfig(int8=int8, data=data, force=force, gate_pairs=gate_pairs)
+    meta = export_onnx(model, out, cfg)
+    quantization = meta["quantization"]
+    if quantization is not None:
+        gate = quantization["gate"]
+        verdict = "gate skipped (no --data)" if gate is None else json.dumps(gate["tried"])
+        passed = "" if gate is None else (" passed" if gate["passed"] else " FAILED (--force)")
+        console.print(f"int8 {quantization['setting']['name']}{passed}: {verdict}")
+    console.print(f"ONNX export ({meta['onnx']['default']} by default) -> {out}")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Option(help="ONNX export or cross-encoder dir")],
+    onnx_file: Annotated[
+        str | None, typer.Option(help="model.onnx (fp32) or model_int8.onnx; default: the export's")
+    ] = None,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="SHOPREL_API_KEY", help="require 'Authorization: Bearer KEY'"),
+    ] = None,
+    max_items: Annotated[int, typer.Option(help="items per request")] = 1000,
+    max_batch_items: Annotated[int, typer.Option(help="pairs per model call")] = 256,
+    max_wait_ms: Annotated[float, typer.Option(help="wait for more requests to batch")] = 2.0,
+    threads: Annotated[int, typer.Option(help="onnxruntime threads (0: one per core)")] = 0,
+) -> None:
+    """Serve the reranker over HTTP: POST /v1/rerank, /v1/score; /healthz, /readyz, /metrics."""
+    from shoprel.serve.app import ServeSettings
+    from shoprel.serve.app import serve as run
+
+    settings = ServeSettings(
+        model=model,
+        onnx_file=onnx_file,
+        host=host,
+        port=port,
+        api_key=api_key,
+        max_items=max_items,
+        max_batch_items=max_batch_items,
+        max_wait_ms=max_wait_ms,
+        threads=threads,
+    )
+    run(settings)
+
+
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="run directory")] = Path("runs/quickstart"),

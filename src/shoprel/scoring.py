@@ -42,13 +42,20 @@ class Scorer(ABC):
 
 
 def load_scorer(directory: str | Path, **options: Any) -> Scorer:
-    """The scorer for any model dir shoprel saved (judge, cross-encoder, ensemble), by its meta
-    file; a sentence-transformers encoder (dir or alias such as ``minilm-l6``) scores by cosine."""
+    """The scorer for any model dir shoprel saved (judge, cross-encoder, ONNX export, ensemble),
+    by its meta file; a sentence-transformers encoder (dir or alias such as ``minilm-l6``) scores
+    by cosine."""
+    from shoprel.serve.onnx_scorer import META_FILE as ONNX_META
     from shoprel.student.train import META_FILE as CROSS_ENCODER_META
     from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
     from shoprel.teacher.model import META_FILE as TEACHER_META
 
     directory = Path(directory)
+    if (directory / ONNX_META).is_file():
+        from shoprel.serve.onnx_scorer import OnnxScorer
+
+        options.pop("prefix_sharing", None)
+        return OnnxScorer.load(directory, **options)
     if (directory / ENSEMBLE_META).is_file():
         from shoprel.teacher.ensemble import EnsembleScorer
 
@@ -70,7 +77,7 @@ def load_scorer(directory: str | Path, **options: Any) -> Scorer:
         return BiEncoderScorer.load(directory, batch_size=options.get("batch_size", 128))
     raise FileNotFoundError(
         f"{directory}: not a model saved by shoprel nor a sentence-transformers encoder "
-        f"(none of {TEACHER_META}, {CROSS_ENCODER_META}, {ENSEMBLE_META})"
+        f"(none of {TEACHER_META}, {CROSS_ENCODER_META}, {ENSEMBLE_META}, {ONNX_META})"
     )
 
 

@@ -1,0 +1,215 @@
+"""``shoprel serve``: the reranker as an HTTP service (FastAPI on uvicorn).
+
+    shoprel serve --model runs/hd/onnx --port 8000
+    curl -s localhost:8000/v1/rerank -H 'content-type: application/json' \\
+        -d '{"query": "cordless drill", "items": [{"id": "1", "title": "18V drill"}], "top_k": 5}'
+
+Routes: ``POST /v1/rerank`` (one query, items best first), ``POST /v1/score`` (pairs, in order),
+``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded), ``GET /metrics``
+(Prometheus text), ``GET /docs`` (OpenAPI). The model loads in the background after start; until
+then ``/readyz`` and ``/v1/*`` answer 503. Concurrent requests are scored together by
+:class:`~shoprel.serve.batcher.MicroBatcher`.
+"""
+
+# no ``from __future__ import annotations`` here: FastAPI reads the route signatures, whose request
+# models are built inside ``create_app``
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Security
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware import Middleware
+
+from shoprel import __version__
+from shoprel.serve.batcher import MicroBatcher, QueueFull
+from shoprel.serve.errors import ApiError, error_response, install_error_handlers
+from shoprel.serve.middleware import Guard, Timing
+from shoprel.serve.reranker import Reranker, rank
+from shoprel.serve.schemas import (
+    ErrorResponse,
+    Limits,
+    RerankResponse,
+    RerankResult,
+    ScoreResponse,
+    request_models,
+)
+from shoprel.serve.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+ROUTES = frozenset({"/v1/rerank", "/v1/score", "/healthz", "/readyz", "/metrics"})
+
+
+class ServeSettings(BaseModel):
+    """The service's settings (``shoprel serve`` flags)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: Path = Field(description="ONNX export or cross-encoder dir")
+    onnx_file: str | None = Field(None, description="file of an ONNX export; default: its default")
+    host: str = Field("127.0.0.1", description="bind address; loopback unless told otherwise")
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: str | None = Field(None, repr=False, description="if set, /v1/* need it as Bearer")
+    max_items: int = Field(1000, ge=1, description="items per rerank request, pairs per score one")
+    max_field_chars: int = Field(2000, ge=1, description="characters per text field")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="request body size")
+    max_batch_items: int = Field(256, ge=1, description="pairs per model call across requests")
+    max_wait_ms: float = Field(2.0, ge=0, description="how long a batch waits for more requests")
+    max_queue_items: int = Field(20_000, ge=1, description="pairs waiting before 429 answers")
+    batch_size: int = Field(32, ge=1, description="pairs per onnxruntime run within a model call")
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: one per core)")
+
+
+@dataclass
+class _State:
+    reranker: Reranker | None = None
+    batcher: MicroBatcher | None = None
+    failure: str | None = None  # why the model did not load
+
+
+def load_reranker(settings: ServeSettings) -> Reranker:
+    from shoprel.serve.onnx_scorer import META_FILE
+
+    options: dict[str, Any] = {"batch_size": settings.batch_size}
+    if (settings.model / META_FILE).is_file():
+        options |= {"threads": settings.threads, "onnx_file": settings.onnx_file}
+    return Reranker.load(settings.model, **options)
+
+
+def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> FastAPI:
+    """The app; it loads ``settings.model`` in the background unless given a ``reranker``."""
+    state, telemetry = _State(), Telemetry()
+    rerank_request, score_request = request_models(
+        Limits(settings.max_items, settings.max_field_chars)
+    )
+
+    async def load() -> None:
+        try:
+            loaded = reranker or await asyncio.to_thread(load_reranker, settings)
+        except Exception as error:  # reported by /readyz; the process stays up to say so
+            logger.exception("loading %s failed", settings.model)
+            state.failure = f"{type(error).__name__}: {error}"
+            return
+        batcher = MicroBatcher(
+            loaded.score_pairs,
+            max_batch_items=settings.max_batch_items,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue_items=settings.max_queue_items,
+            on_batch=telemetry.batch,
+        )
+        await batcher.start()
+        state.reranker, state.batcher = loaded, batcher
+        logger.info("model %s ready", settings.model)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loading = None
+        if reranker is None:
+            loading = asyncio.create_task(load())
+        else:  # already in memory: ready before the first request
+            await load()
+        yield
+        if loading is not None:
+            loading.cancel()
+        if state.batcher is not None:
+            await state.batcher.stop()
+
+    def ready() -> tuple[Reranker, MicroBatcher]:
+        if state.reranker is None or state.batcher is None:
+            message = f"model failed to load: {state.failure}" if state.failure else "model loading"
+            raise ApiError(503, message, headers={"Retry-After": "1"})
+        return state.reranker, state.batcher
+
+    app = FastAPI(
+        title="shoprel reranker",
+        version=__version__,
+        description=__doc__,
+        lifespan=lifespan,
+        middleware=[
+            Middleware(Timing, telemetry=telemetry, routes=ROUTES),
+            Middleware(Guard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes),
+        ],
+    )
+    install_error_handlers(app)
+    errors: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorResponse} for status in (401, 413, 422, 429, 503)
+    }
+    auth = [Security(HTTPBearer(auto_error=False))] if settings.api_key else []
+
+    @app.post("/v1/rerank", responses=errors, dependencies=auth)
+    async def rerank(request: rerank_request) -> RerankResponse:  # type: ignore[valid-type]
+        """Score each item for the query; the items best first (ties in input order)."""
+        model, batcher = ready()
+        items = [item.model_dump(exclude_none=True) for item in request.items]
+        scores = await submit(batcher, [request.query] * len(items), items)
+        ranked = rank(items, scores, request.top_k)
+        return RerankResponse(model=model.name, results=[RerankResult(**asdict(r)) for r in ranked])
+
+    @app.post("/v1/score", responses=errors, dependencies=auth)
+    async def score(request: score_request) -> ScoreResponse:  # type: ignore[valid-type]
+        """Score each (query, item) pair on its own; the scores in request order."""
+        model, batcher = ready()
+        items = [pair.item.model_dump(exclude_none=True) for pair in request.pairs]
+        scores = await submit(batcher, [pair.query for pair in request.pairs], items)
+        return ScoreResponse(model=model.name, scores=[float(s) for s in scores])
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"model": ErrorResponse}})
+    async def readyz() -> JSONResponse:
+        try:
+            model, _ = ready()
+        except ApiError as error:
+            return error_response(error.status, error.message, headers=error.headers)
+        return JSONResponse({"status": "ready", "model": model.name})
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        text = telemetry.render(ready=state.batcher is not None)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+async def submit(
+    batcher: MicroBatcher, queries: list[str], items: list[dict[str, Any]]
+) -> np.ndarray:
+    try:
+        return await batcher.submit(queries, items)
+    except QueueFull as error:
+        raise ApiError(429, f"overloaded: {error}", headers={"Retry-After": "1"}) from error
+
+
+def check_model(settings: ServeSettings) -> None:
+    """Fail fast, before binding a port, on a dir that holds no model shoprel can serve."""
+    from shoprel.serve.onnx_scorer import META_FILE as ONNX_META
+    from shoprel.student.train import META_FILE as CROSS_ENCODER_META
+
+    directory, onnx_file = settings.model, settings.onnx_file
+    if not any((directory / name).is_file() for name in (ONNX_META, CROSS_ENCODER_META)):
+        raise FileNotFoundError(
+            f"{directory}: not a model to serve (no {ONNX_META} or {CROSS_ENCODER_META}); "
+            "give an export of `shoprel student export` or a dir of `shoprel student train`"
+        )
+    if onnx_file is not None and not (directory / ONNX_META).is_file():
+        raise ValueError(f"{directory}: --onnx-file needs an ONNX export, not a torch model dir")
+    if onnx_file is not None and not (directory / onnx_file).is_file():
+        raise FileNotFoundError(f"{directory}: no {onnx_file} (--onnx-file)")
+
+
+def serve(settings: ServeSettings) -> None:
+    import uvicorn
+
+    check_model(settings)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="info")

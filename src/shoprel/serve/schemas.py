@@ -1,0 +1,107 @@
+"""Request and response bodies of the HTTP service, with the limits of its settings.
+
+Request models are built per app (:func:`request_models`) so that the OpenAPI schema states the
+configured limits: items per request and characters per text field. Text within the character
+limit but longer than the model's ``max_length`` tokens is cut by the tokenizer, not rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from shoprel.serve.reranker import clean_text
+
+OPTIONAL_FIELDS = ("brand", "category", "attributes", "description")
+MAX_ID_CHARS = 256
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_items: int
+    max_field_chars: int
+
+
+def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
+    """``RerankRequest`` and ``ScoreRequest`` capped by ``limits``."""
+    text = Annotated[
+        str, Field(min_length=1, max_length=limits.max_field_chars), AfterValidator(clean_text)
+    ]
+    optional = Annotated[
+        str | None, Field(max_length=limits.max_field_chars), AfterValidator(_clean_optional)
+    ]
+    item_id = Annotated[str | None, Field(max_length=MAX_ID_CHARS), AfterValidator(_clean_optional)]
+    item = create_model(
+        "Item",
+        __config__=ConfigDict(coerce_numbers_to_str=True, extra="ignore"),
+        __doc__="A product; keys other than these are ignored.",
+        id=(item_id, Field(None, description="returned with the item's score; default: position")),
+        title=(text, Field(description="product title")),
+        **{name: (optional, None) for name in OPTIONAL_FIELDS},
+    )
+    items = Annotated[list[item], Field(min_length=1, max_length=limits.max_items)]  # type: ignore[valid-type]
+    rerank = create_model(
+        "RerankRequest",
+        __doc__="One query and its candidate items.",
+        query=(text, ...),
+        items=(items, ...),
+        top_k=(int | None, Field(None, ge=1, le=limits.max_items, description="keep the best k")),
+        __config__=ConfigDict(json_schema_extra={"examples": [RERANK_EXAMPLE]}),
+    )
+    pair = create_model("Pair", query=(text, ...), item=(item, ...))
+    pairs = Annotated[list[pair], Field(min_length=1, max_length=limits.max_items)]  # type: ignore[valid-type]
+    score = create_model(
+        "ScoreRequest",
+        __doc__="(query, item) pairs, each scored on its own.",
+        pairs=(pairs, ...),
+        __config__=ConfigDict(json_schema_extra={"examples": [SCORE_EXAMPLE]}),
+    )
+    return rerank, score
+
+
+def _clean_optional(value: str | None) -> str | None:
+    return None if value is None else clean_text(value)
+
+
+class RerankResult(BaseModel):
+    id: str
+    index: int = Field(description="position in the request's items")
+    score: float = Field(description="on the label scale of the model's data set; higher is better")
+
+
+class RerankResponse(BaseModel):
+    model: str
+    results: list[RerankResult] = Field(description="best first")
+
+
+class ScoreResponse(BaseModel):
+    model: str
+    scores: list[float] = Field(description="one per pair, in request order")
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+RERANK_EXAMPLE = {
+    "query": "cordless drill 18v",
+    "items": [
+        {"id": "205", "title": "18-Volt Lithium-Ion Cordless Drill Kit", "brand": "RYOBI"},
+        {"id": "311", "title": "1/2 in. Copper Pipe Elbow", "category": "Plumbing"},
+    ],
+    "top_k": 10,
+}
+SCORE_EXAMPLE = {
+    "pairs": [
+        {"query": "cordless drill 18v", "item": {"title": "18-Volt Cordless Drill Kit"}},
+        {"query": "copper elbow", "item": {"title": "1/2 in. Copper Pipe Elbow"}},
+    ]
+}
