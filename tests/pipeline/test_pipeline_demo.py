@@ -39,12 +39,19 @@ def tiny_run(
     cfg.augment.max_queries = 20
     cfg.augment.synthetic_queries = 10
     cfg.label.shard_size = 500
+    cfg.student.model.base = str(tiny_encoder_dir)
+    cfg.student.model.max_train_pairs = 200
+    cfg.student.model.max_dev_pairs = 100
+    cfg.student.model.learning_rate = 1e-3
+    cfg.student.curve_fracs = [0.5]
+    cfg.export.force = True  # a random tiny model need not survive int8; real students must
+    cfg.latency_items = [5, 10]
     out = tmp_path_factory.mktemp("run")
     records = run_pipeline(cfg, out, STAGES)
     return out, records
 
 
-def test_every_stage_ran_and_a_rerun_skips_them(tiny_run: tuple[Path, dict]) -> None:
+def test_every_stage_ran(tiny_run: tuple[Path, dict]) -> None:
     out, records = tiny_run
     assert [name for name in records] == [s.name for s in STAGES]
     assert not any(r["skipped"] for r in records.values())
@@ -55,6 +62,17 @@ def test_every_stage_ran_and_a_rerun_skips_them(tiny_run: tuple[Path, dict]) -> 
     assert sorted(labels["pair_id"]) == sorted(pairs["pair_id"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"bm25", "teacher", "teacher member: judge"} <= set(metrics)
+    students = {"student (distilled)", "student (labels only)", "student int8 (ONNX)"}
+    assert students <= set(metrics)
+    curve = json.loads((out / "eval" / "data_size.json").read_text())
+    assert [p["augmented_pairs"] for p in curve["points"]] == sorted(
+        p["augmented_pairs"] for p in curve["points"]
+    )
+    assert len(curve["points"]) == 2 and curve["points"][0]["augmented_pairs"] > 0
+    assert {"teacher", "label_only"} <= set(curve)
+    latency = json.loads((out / "export" / "latency.json").read_text())
+    assert set(latency) == {"torch (sentence-transformers)", "ONNX fp32", "ONNX int8"}
+    assert all(ms > 0 for by_size in latency.values() for ms in by_size.values())
     assert "stage report: done" in (out / "log.txt").read_text()
 
 
@@ -64,7 +82,8 @@ def test_report_holds_the_table_and_the_plots(tiny_run: tuple[Path, dict]) -> No
     metrics = json.loads((out / "metrics.json").read_text())
     for name in metrics:
         assert f"<td>{name}</td>" in page
-    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 3
+    # reliability, scores and confusion of teacher and student, two data-size plots, latency
+    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 8
     assert "http://" not in page and "https://" not in page  # opens offline
 
 

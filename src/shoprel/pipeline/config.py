@@ -16,6 +16,7 @@ from shoprel.augment.candidates import AugmentConfig
 from shoprel.config import from_dict
 from shoprel.data.prepare import PrepareConfig
 from shoprel.labeling.run import LabelConfig
+from shoprel.serve.export import ExportConfig
 from shoprel.student.train import StudentTrainConfig
 from shoprel.teacher.train import TeacherTrainConfig
 
@@ -40,6 +41,22 @@ class TeacherStageConfig:
 
 
 @dataclass
+class StudentStageConfig:
+    """The distilled student and its comparisons.
+
+    loss: the distilled student's loss (``margin-mse`` or ``mse``); model: the rest of its
+    training config (``labels`` is set by the pipeline). label_only: also train the same model on
+    the human labels (the no-teacher baseline). curve_fracs: shares of the augmented pairs for
+    extra students that draw the data-size curve in the report (``[]``: no curve).
+    """
+
+    loss: str = "margin-mse"
+    model: StudentTrainConfig = field(default_factory=StudentTrainConfig)
+    label_only: bool = True
+    curve_fracs: list[float] = field(default_factory=list)
+
+
+@dataclass
 class PipelineConfig:
     name: str = "run"
     data: PrepareConfig = field(default_factory=PrepareConfig)
@@ -47,6 +64,9 @@ class PipelineConfig:
     teacher: TeacherStageConfig = field(default_factory=TeacherStageConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
+    student: StudentStageConfig = field(default_factory=StudentStageConfig)
+    export: ExportConfig = field(default_factory=lambda: ExportConfig(int8=True))
+    latency_items: list[int] = field(default_factory=lambda: [20, 50, 100])
 
 
 def load_pipeline_config(path: str | Path, data: list[str] | None = None) -> PipelineConfig:

@@ -2,7 +2,8 @@
 
 Layout of a run dir: ``data/`` (prepare), ``scores/`` (baselines and models on dev and test),
 ``teacher/`` (judge, cross-encoder members, ensembles), ``augment/``, ``labels-train/`` and
-``labels-augment/`` (teacher labels), ``stages/`` (records), ``log.txt``.
+``labels-augment/`` (teacher labels), ``student*/`` (cross-encoders), ``export/`` (ONNX and
+latency), ``eval/`` and ``metrics.json``, ``report.html``, ``stages/`` (records), ``log.txt``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from shoprel.io import write_json
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
 
@@ -94,15 +98,75 @@ def run_label(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     }
 
 
+def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    """The distilled student; the label-only student and the curve's students where asked."""
+    from shoprel.student.train import train_cross_encoder
+
+    stage = cfg.student
+    labels = [str(out / "labels-train"), str(out / "labels-augment")]
+    distilled = replace(stage.model, labels=labels, loss=stage.loss)
+    jobs = {"student (distilled)": (distilled, out / "student")}
+    if stage.label_only:
+        jobs["student (labels only)"] = (
+            replace(stage.model, labels=[], loss="labels"),
+            out / "student-labels",
+        )
+    for frac in stage.curve_fracs:
+        jobs[f"student (augmented x{frac:g})"] = (
+            replace(distilled, augment_frac=frac),
+            out / f"student-augment-{frac:g}",
+        )
+    return {name: str(train_cross_encoder(c, out / "data", d)) for name, (c, d) in jobs.items()}
+
+
+def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    """ONNX (and int8 behind the dev gate) of the distilled student; its rerank latency."""
+    from shoprel.serve.export import export_onnx
+    from shoprel.serve.latency import rerank_latency
+
+    student = stage_result(out, "student")["student (distilled)"]
+    export_cfg = replace(cfg.export, data=out / "data" if cfg.export.int8 else None)
+    meta = export_onnx(student, out / "export", export_cfg)
+    scorers = {"torch (sentence-transformers)": (student, {})}
+    scorers["ONNX fp32"] = (str(out / "export"), {"onnx_file": "model.onnx"})
+    if cfg.export.int8:
+        scorers["ONNX int8"] = (str(out / "export"), {"onnx_file": "model_int8.onnx"})
+    pairs = pd.read_parquet(out / "data" / "test.parquet")
+    latency = rerank_latency(scorers, pairs, cfg.latency_items)
+    write_json(latency, out / "export" / "latency.json")
+    return {"export": str(out / "export"), "default": meta["onnx"]["default"], "p50_ms": latency}
+
+
 def evaluation_models(out: Path) -> dict[str, str]:
-    """Every trained model of the run by display name: teacher members, teacher, labeler."""
+    """Every trained model of the run by display name: teacher members, teacher, students."""
     teacher = stage_result(out, "teacher")
     models = {f"teacher member: {k}": v for k, v in teacher["members"].items()}
     if teacher["teacher"] not in teacher["members"].values():
         models["teacher"] = teacher["teacher"]
     if teacher["labeler"] not in (*teacher["members"].values(), teacher["teacher"]):
         models["teacher without judge (labeler)"] = teacher["labeler"]
+    models |= stage_result(out, "student")
+    export = stage_result(out, "export")
+    if export["default"] == "model_int8.onnx":
+        models["student int8 (ONNX)"] = export["export"]
     return models
+
+
+def data_size_curve(out: Path, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The students' metrics against the augmented pairs they learned from."""
+    keys = ("pairwise_accuracy", "auc", "rmse")
+    points = []
+    for name, path in stage_result(out, "student").items():
+        if name.startswith("student (augmented") or name == "student (distilled)":
+            meta = json.loads((Path(path) / "shoprel_cross_encoder.json").read_text())
+            augmented = meta.get("augmented_pairs") or meta.get("train", {}).get("augmented_pairs")
+            points.append({"augmented_pairs": augmented} | {k: results[name][k] for k in keys})
+    references = {
+        key: {"augmented_pairs": None} | {k: results[name][k] for k in keys}
+        for key, name in (("label_only", "student (labels only)"), ("teacher", "teacher"))
+        if name in results
+    }
+    return {"points": sorted(points, key=lambda p: p["augmented_pairs"] or 0)} | references
 
 
 def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
@@ -111,7 +175,7 @@ def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
     from shoprel.eval.compare import compare_models
     from shoprel.eval.evaluate import evaluate, read_split
-    from shoprel.io import write_json, write_parquet
+    from shoprel.io import write_parquet
 
     shutil.rmtree(out / "eval" / "cache", ignore_errors=True)
     pairs, scale = read_split(out / "data", "test")
@@ -130,6 +194,8 @@ def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
         files[name] = f"scores/{_file_name(name)}.test.parquet"
         write_parquet(frame, out / files[name])
     results |= metrics
+    if len(stage_result(out, "student")) > 2:
+        write_json(data_size_curve(out, results), out / "eval" / "data_size.json")
     focus = [n for n in ("teacher", "student (distilled)") if n in files]
     evaluation = {"split": "test", "models": results, "scores": files, "focus": focus}
     write_json(evaluation, out / "eval" / "metrics.json")
@@ -155,6 +221,8 @@ STAGES: list[Stage] = [
     Stage("teacher", run_teacher, lambda c: c.teacher),
     Stage("augment", run_augment, lambda c: c.augment),
     Stage("label", run_label, lambda c: c.label),
+    Stage("student", run_student, lambda c: c.student),
+    Stage("export", run_export, lambda c: (c.export, c.latency_items)),
     Stage("evaluate", run_evaluate, lambda c: c.baselines),
     Stage("report", run_report, lambda c: c.name),
 ]
