@@ -455,14 +455,14 @@ def serve(
 def quickstart(
     out: Annotated[Path, typer.Option(help="run directory")] = Path("runs/quickstart"),
     seed: Annotated[int, typer.Option(help="demo catalog and split seed")] = 0,
-    teacher_pairs: Annotated[
-        int, typer.Option(help="train pairs of the judge (0: no judge)")
-    ] = 240,
+    from_stage: Annotated[
+        str | None, typer.Option("--from", help="redo this stage and the ones after it")
+    ] = None,
 ) -> None:
-    """The whole job on the embedded demo shop."""
+    """The whole pipeline on the embedded demo shop (configs/quickstart.yaml)."""
     from shoprel.quickstart import run_quickstart
 
-    run_quickstart(out, seed=seed, teacher_pairs=teacher_pairs, console=console)
+    run_quickstart(out, seed=seed, from_stage=from_stage, console=console)
 
 
 def main() -> None:

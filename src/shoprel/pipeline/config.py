@@ -69,11 +69,24 @@ class PipelineConfig:
     latency_items: list[int] = field(default_factory=lambda: [20, 50, 100])
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "configs"
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A config file, or the name of a shipped one (``quickstart``, ``homedepot``, ...)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = SHIPPED / f"{path.stem}.yaml"
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+    raise FileNotFoundError(f"{name}: no such config file (shipped configs: {names})")
+
+
 def load_pipeline_config(path: str | Path, data: list[str] | None = None) -> PipelineConfig:
     """The config of a YAML file; ``data`` (the CLI's ``--data``) replaces ``data.inputs``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such config file")
+    path = resolve_config(path)
     values: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of config sections")
