@@ -32,19 +32,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from home_depot import ROOT, ensure_data, ensure_export
 from rich.console import Console
 from rich.table import Table
 
-from shoprel.data.prepare import PrepareConfig, prepare
 from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import read_split
-from shoprel.serve.export import ExportConfig, export_onnx
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, load_session, load_tokenizer
 from shoprel.serve.reranker import Reranker
 from shoprel.student.train import item_texts
 
-ROOT = Path(__file__).resolve().parents[1]
-HOME_DEPOT = ROOT / "../shared/data/home_depot_search_relevance"
 FIELDS = ["title", "brand", "category"]
 Rerank = Callable[[str, list[dict[str, str]]], Any]
 
@@ -67,20 +64,6 @@ def parse_args() -> argparse.Namespace:
     if 100 not in args.sizes:
         parser.error("--sizes must include 100 (the summary reports it)")
     return args
-
-
-def ensure_data(data: Path) -> Path:
-    if not (data / "dev.parquet").is_file():
-        if not HOME_DEPOT.is_dir():
-            raise SystemExit(f"no prepared data at {data} and no Home Depot data at {HOME_DEPOT}")
-        prepare(PrepareConfig(source="homedepot", inputs=[HOME_DEPOT]), data)
-    return data
-
-
-def ensure_export(export: Path, cross_encoder: Path, data: Path) -> Path:
-    if not (export / META_FILE).is_file() or not (export / INT8_FILE).is_file():
-        export_onnx(cross_encoder, export, ExportConfig(int8=True, data=data))
-    return export
 
 
 def draws(

@@ -35,16 +35,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+from home_depot import ROOT, ensure_data, ensure_export
 from rich.console import Console
 from rich.table import Table
 
-from shoprel.data.prepare import PrepareConfig, prepare
 from shoprel.eval.evaluate import read_split
-from shoprel.serve.export import ExportConfig, export_onnx
-from shoprel.serve.onnx_scorer import META_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
-HOME_DEPOT = ROOT / "../shared/data/home_depot_search_relevance"
 CONCURRENCY = (1, 8, 32)
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 
@@ -70,20 +66,6 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.duration = min(args.duration, 3.0)
     return args
-
-
-def ensure_data(data: Path) -> Path:
-    if not (data / "dev.parquet").is_file():
-        if not HOME_DEPOT.is_dir():
-            raise SystemExit(f"no prepared data at {data} and no Home Depot data at {HOME_DEPOT}")
-        prepare(PrepareConfig(source="homedepot", inputs=[HOME_DEPOT]), data)
-    return data
-
-
-def ensure_export(export: Path, cross_encoder: Path, data: Path) -> Path:
-    if not (export / META_FILE).is_file():
-        export_onnx(cross_encoder, export, ExportConfig(int8=True, data=data))
-    return export
 
 
 def request_body(data: Path, n_items: int) -> bytes:

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shoprel.data.prepare import PrepareConfig, prepare
 from shoprel.data.schema import make_pair_id
 from shoprel.io import write_parquet
 from shoprel.student.data import LABELS_FILE
@@ -26,13 +25,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("student-demo") / "data"
-    prepare(PrepareConfig(source="demo"), out)
-    return out
 
 
 def word_tokenizer(texts: list[str]):

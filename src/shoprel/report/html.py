@@ -21,18 +21,8 @@ import pandas as pd
 from shoprel.data.schema import get_scale
 from shoprel.eval import plots
 from shoprel.eval.evaluate import align_scores, predicted_labels
+from shoprel.eval.table import COLUMNS
 from shoprel.io import atomic_path
-
-COLUMNS = [
-    ("pairwise_accuracy", "pairwise acc"),
-    ("auc", "AUC"),
-    ("ndcg@10", "NDCG@10"),
-    ("rmse", "RMSE"),
-    ("macro_f1", "macro-F1"),
-    ("accuracy", "accuracy"),
-    ("over_recall", "over-recall"),
-    ("ece", "ECE"),
-]
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>shoprel report: {{ name }}</title>
