@@ -151,9 +151,30 @@ def teacher_train(
     save_steps: Annotated[int | None, typer.Option(help="checkpoint every N steps")] = None,
     seed: Annotated[int | None, typer.Option(help="sampling and init seed")] = None,
     resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in OUT")] = False,
+    select: Annotated[
+        str | None, typer.Option("--select", help="LREF data selection: none | random | lref")
+    ] = None,
+    select_frac: Annotated[float | None, typer.Option(help="share of train pairs kept")] = None,
+    aux_base: Annotated[
+        str | None, typer.Option(help="base of the selection's IM/CI/MS (LM or encoder)")
+    ] = None,
+    cot: Annotated[
+        str | None, typer.Option("--cot", help="Multi-CoT kinds after SFT, e.g. ee,ra,dr")
+    ] = None,
+    cot_generator: Annotated[str | None, typer.Option(help="rationales: rules | openai")] = None,
+    cot_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://host:8000/v1")
+    ] = None,
+    cot_model: Annotated[str | None, typer.Option(help="model name at --cot-url")] = None,
+    rules: Annotated[Path | None, typer.Option(help="relevance rules YAML (RA)")] = None,
+    dpo: Annotated[
+        bool | None, typer.Option("--dpo/--no-dpo", help="DPO against optimistic errors")
+    ] = None,
+    dpo_beta: Annotated[float | None, typer.Option(help="DPO beta")] = None,
 ) -> None:
-    """Fine-tune a causal LM as a relevance judge on soft targets."""
+    """Fine-tune a causal LM as a relevance judge on soft targets (and the LREF stages)."""
     from shoprel.config import load_config
+    from shoprel.teacher.lref.config import with_stage_overrides
     from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
     overrides = dict(
@@ -171,8 +192,20 @@ def teacher_train(
         seed=seed,
     )
     cfg = load_config(TeacherTrainConfig, config, overrides)
+    cfg = with_stage_overrides(
+        cfg,
+        select={"method": select, "frac": select_frac, "aux_base": aux_base},
+        cot={
+            "kinds": cot,
+            "generator": cot_generator,
+            "rules": str(rules) if rules else None,
+            "openai": {"url": cot_url, "model": cot_model},
+        },
+        dpo={"enabled": dpo, "beta": dpo_beta},
+    )
     path = train_teacher(cfg, data, out, resume=resume)
-    console.print(f"judge saved -> {path}")
+    stages = " -> ".join(["sft", *[s for s in cfg.lref_stages if s != "select"]])
+    console.print(f"judge saved -> {path}" + (f" (stages {stages})" if cfg.lref_stages else ""))
 
 
 @teacher_app.command("ensemble")
@@ -342,14 +375,26 @@ def score(
     int8: Annotated[bool, typer.Option(help="dynamic int8 quantization (CPU)")] = False,
     prefix_sharing: Annotated[bool, typer.Option(help="run each query's prefix once")] = True,
     batch_size: Annotated[int, typer.Option(help="pairs per forward pass")] = 32,
+    mode: Annotated[
+        str, typer.Option(help="LLM judges: direct | cot (reasoning, then the grade)")
+    ] = "direct",
+    max_new_tokens: Annotated[int, typer.Option(help="--mode cot: reasoning tokens")] = 96,
 ) -> None:
     """Score a split with a trained model; writes pair_id, score and the grade distribution."""
     from shoprel.eval.evaluate import read_split
     from shoprel.io import write_parquet
     from shoprel.scoring import load_scorer
+    from shoprel.teacher.model import META_FILE as JUDGE_META
 
+    options = {}
+    if mode != "direct":
+        if not (model / JUDGE_META).is_file():
+            raise typer.BadParameter(f"--mode {mode} needs an LLM judge dir ({JUDGE_META})")
+        options = {"mode": mode, "max_new_tokens": max_new_tokens}
     pairs, _ = read_split(data, split)
-    scorer = load_scorer(model, int8=int8, batch_size=batch_size, prefix_sharing=prefix_sharing)
+    scorer = load_scorer(
+        model, int8=int8, batch_size=batch_size, prefix_sharing=prefix_sharing, **options
+    )
     frame = scorer.predict(pairs, progress=True)
     write_parquet(frame, out)
     console.print(f"{len(frame)} scores -> {out}")
@@ -475,10 +520,11 @@ def main() -> None:
     )
     from shoprel.data.readers import DataError
     from shoprel.pipeline.runner import StageError
+    from shoprel.teacher.lref.openai_generator import EndpointError
 
     try:
         app()
-    except StageError as error:
+    except (StageError, EndpointError) as error:
         err_console.print(f"[bold red]error:[/] {error}")
         sys.exit(3)
     except (DataError, ValueError, ImportError, FileNotFoundError) as error:

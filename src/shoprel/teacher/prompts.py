@@ -1,9 +1,10 @@
 """Prompts and the verbalizer of the LLM relevance judge.
 
 The prompt puts the query first, so that the items of one query share a token prefix; the product
-fields follow; the answer is one grade word. Prompt ids are always ``prefix ids + suffix ids``
-(each tokenized on its own), so training, plain scoring and prefix-shared scoring see the very same
-tokens.
+fields follow; the answer is one grade word (``direct`` mode) or a short reasoning that ends with
+``Label:`` and the grade word (``cot`` mode, after Multi-CoT training). Prompt ids are always
+``prefix ids + suffix ids`` (each tokenized on its own), so training, plain scoring and
+prefix-shared scoring see the very same tokens.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ SYSTEM = (
     "Answer with one word: {choices}."
 )
 ANSWER_LEAD = "Relevance:"
+COT_SYSTEM = (
+    "You judge how relevant a product is to a shopper's search query. "
+    "Reason briefly, then end with 'Label:' and one word: {choices}."
+)
+MODES = ("direct", "cot")
 
 
 @dataclass
@@ -35,6 +41,9 @@ class PromptConfig:
             the grade words with a leading space (`` exact``).
         system: the instruction before the query; ``{choices}`` becomes the grade words. Every
             token of it is paid for in training, once per pair.
+        cot_system: the instruction of ``cot`` mode prompts (reasoning before the grade).
+        cot_lead: the text a ``cot`` mode answer starts after (``Relevance:`` in ``direct`` mode).
+        label_lead: in ``cot`` mode the grade word follows this, after the reasoning.
     """
 
     fields: list[str] = field(
@@ -45,6 +54,9 @@ class PromptConfig:
     use_chat_template: bool = True
     verbalizer: list[str] = field(default_factory=list)
     system: str = SYSTEM
+    cot_system: str = COT_SYSTEM
+    cot_lead: str = "Reasoning:"
+    label_lead: str = "Label:"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,12 +97,25 @@ def grade_token_ids(tokenizer: Any, words: list[str]) -> list[int]:
 
 
 class PromptBuilder:
-    """Turns pairs into token ids ``prefix + suffix``; the prefix depends on the query only."""
+    """Turns pairs into token ids ``prefix + suffix``; the prefix depends on the query only.
 
-    def __init__(self, tokenizer: Any, scale: GradeScale, cfg: PromptConfig | None = None) -> None:
+    ``mode="cot"`` builds the prompts of reasoning answers: ``cfg.cot_system`` as the instruction
+    and ``cfg.cot_lead`` as the last prompt text.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        scale: GradeScale,
+        cfg: PromptConfig | None = None,
+        mode: str = "direct",
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"prompt mode: expected one of {MODES}, got {mode!r}")
         self.tokenizer = tokenizer
         self.scale = scale
         self.cfg = cfg or PromptConfig()
+        self.mode = mode
         self.words = verbalizer_words(self.cfg, scale)
         self.grade_ids = grade_token_ids(tokenizer, self.words)
         self._head, self._tail = self._template_parts()
@@ -101,7 +126,9 @@ class PromptBuilder:
     def _template_parts(self) -> tuple[str, str]:
         """Text before the user message and text after it, up to the answer position."""
         choices = ", ".join(word.strip() for word in self.words)
-        system = self.cfg.system.format(choices=choices)
+        cot = self.mode == "cot"
+        system = (self.cfg.cot_system if cot else self.cfg.system).format(choices=choices)
+        lead = self.cfg.cot_lead if cot else ANSWER_LEAD
         marker = "\x00USER\x00"
         if self.cfg.use_chat_template and getattr(self.tokenizer, "chat_template", None):
             messages = [{"role": "system", "content": system}, {"role": "user", "content": marker}]
@@ -109,8 +136,8 @@ class PromptBuilder:
                 messages, tokenize=False, add_generation_prompt=True
             )
             head, tail = text.split(marker)
-            return head, tail + ANSWER_LEAD
-        return f"{system}\n\n", f"\n{ANSWER_LEAD}"
+            return head, tail + lead
+        return f"{system}\n\n", f"\n{lead}"
 
     def query_ids(self, query: str) -> list[int]:
         if query not in self._query_cache:
@@ -150,3 +177,7 @@ class PromptBuilder:
 
     def encode(self, row: dict[str, Any] | pd.Series) -> list[int]:
         return self.prefix_ids(row["query"]) + self.suffix_ids(row)
+
+    def label_lead_ids(self) -> list[int]:
+        """The ids of ``cfg.label_lead`` on a new line: after them a reasoning answer's grade."""
+        return self.tokenizer.encode(f"\n{self.cfg.label_lead}", add_special_tokens=False)

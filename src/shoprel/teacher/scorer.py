@@ -5,6 +5,10 @@
 Items are batched by length to cut padding. With prefix sharing (the default) the prompt up to the
 end of the query is run once per query and kept as a KV cache; only the item suffixes run against
 it. ``int8`` applies dynamic int8 quantization to the linear layers (CPU).
+
+``mode="cot"`` (``shoprel score --mode cot``) scores a judge trained with Multi-CoT the slow way:
+it writes its reasoning first and the grade is read after ``Label:``
+(:mod:`shoprel.teacher.lref.cot_scoring`); the reasoning comes back in ``_reasoning``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from shoprel.teacher.model import (
     pick_dtype,
     run_prefixes,
 )
-from shoprel.teacher.prompts import PromptBuilder, PromptConfig
+from shoprel.teacher.prompts import MODES, PromptBuilder, PromptConfig
 
 
 def set_cpu_threads() -> None:
@@ -67,7 +71,11 @@ def load_causal_lm(path: str | Path, device: torch.device, int8: bool) -> Any:
 
 
 class TeacherScorer(Scorer):
-    """The LLM judge as a scorer: grade distribution and expected label for each pair."""
+    """The LLM judge as a scorer: grade distribution and expected label for each pair.
+
+    ``mode`` is ``direct`` (the grade right after the prompt) or ``cot`` (reasoning of at most
+    ``max_new_tokens`` first, then the grade after ``Label:``).
+    """
 
     def __init__(
         self,
@@ -77,7 +85,12 @@ class TeacherScorer(Scorer):
         *,
         batch_size: int = 32,
         prefix_sharing: bool = True,
+        mode: str = "direct",
+        max_new_tokens: int = 96,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"scoring mode: expected one of {MODES}, got {mode!r}")
+        self.mode, self.max_new_tokens = mode, max_new_tokens
         self.model = model.eval()
         self.meta = meta
         self.scale = get_scale(meta.scale)
@@ -144,6 +157,10 @@ class TeacherScorer(Scorer):
     def grade_probabilities(self, pairs: pd.DataFrame, progress: bool = False) -> np.ndarray:
         """An ``(n_pairs, n_grades)`` array of grade probabilities, in the order of ``pairs``."""
         pairs = pairs.reset_index(drop=True)
+        if self.mode == "cot":
+            from shoprel.teacher.lref.cot_scoring import cot_grade_probabilities
+
+            return cot_grade_probabilities(self, pairs, progress)[0]
         probs = np.zeros((len(pairs), len(self.grades)), dtype=np.float64)
         batches = self._prefix_batches(pairs) if self.prefix_sharing else self._plain_batches(pairs)
         with (
@@ -156,12 +173,20 @@ class TeacherScorer(Scorer):
         return probs
 
     def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
-        probs = self.grade_probabilities(pairs, progress=progress)
+        reasoning = None
+        if self.mode == "cot":
+            from shoprel.teacher.lref.cot_scoring import cot_grade_probabilities
+
+            probs, reasoning = cot_grade_probabilities(self, pairs.reset_index(drop=True), progress)
+        else:
+            probs = self.grade_probabilities(pairs, progress=progress)
         frame = pd.DataFrame(
             {"pair_id": pairs["pair_id"].to_numpy(), "score": probs @ self.scale.values}
         )
         for i, grade in enumerate(self.grades):
             frame[f"p_{grade}"] = probs[:, i]
+        if reasoning is not None:
+            frame["_reasoning"] = reasoning
         return frame
 
     def _plain_batches(self, pairs: pd.DataFrame) -> Iterator[tuple[np.ndarray, torch.Tensor]]:

@@ -8,6 +8,11 @@ the pair's target distribution (soft: the dataset's label spread over neighbouri
 one-hot on the nearest grade). LoRA by default (merged into the saved model, so scoring needs no
 PEFT); fp32 on CPU, bf16 on CUDA. Uses the transformers ``Trainer`` with this loss; checkpoints go
 to ``OUT/checkpoints`` and dev metrics after each epoch to ``OUT/dev_metrics.jsonl``.
+
+With any of the LREF stages on (``select``, ``cot``, ``dpo``), the judge is built in stages, each
+in its own dir under ``OUT`` (see :mod:`shoprel.teacher.lref.runner`):
+
+    shoprel teacher train --data run/data --out run/teacher --select lref --cot ee,ra,dr --dpo
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from transformers import (
 from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import evaluate_scores, read_split, sample_pairs
 from shoprel.models import resolve_model
+from shoprel.teacher.lref.config import CotConfig, DpoConfig, SelectConfig, nested
 from shoprel.teacher.model import (
     META_FILE,
     TeacherMeta,
@@ -67,6 +73,10 @@ class TeacherTrainConfig:
         epochs (float, 1.0), learning_rate (float, 2e-4), batch_size (int, 16),
         grad_accum (int, 1), save_steps (int, 200: a checkpoint every N optimizer steps),
         seed (int, 0), logging_steps (int, 10).
+    LREF stages (:mod:`shoprel.teacher.lref.config`):
+        select (SelectConfig, defaults to ``method: none``): which train pairs SFT learns.
+        cot (CotConfig, defaults to no kinds): Multi-CoT tuning after SFT.
+        dpo (DpoConfig, defaults to ``enabled: false``): DPO against optimistic errors.
     """
 
     base: str = "smollm2-135m-instruct"
@@ -86,12 +96,24 @@ class TeacherTrainConfig:
     logging_steps: int = 10
     seed: int = 0
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    cot: CotConfig = field(default_factory=CotConfig)
+    dpo: DpoConfig = field(default_factory=DpoConfig)
 
     def __post_init__(self) -> None:
         if self.target not in ("soft", "hard"):
             raise ValueError(f"target: expected 'soft' or 'hard', got {self.target!r}")
         if isinstance(self.prompt, dict):
             self.prompt = PromptConfig(**self.prompt)
+        self.select = nested(SelectConfig, self.select, "select")
+        self.cot = nested(CotConfig, self.cot, "cot")
+        self.dpo = nested(DpoConfig, self.dpo, "dpo")
+
+    @property
+    def lref_stages(self) -> list[str]:
+        """The LREF stages switched on, in order (empty: plain SFT, as ``train_teacher``)."""
+        on = {"select": self.select.enabled, "cot": self.cot.enabled, "dpo": self.dpo.enabled}
+        return [name for name, enabled in on.items() if enabled]
 
 
 def targets_for(pairs: pd.DataFrame, scale: GradeScale, kind: str) -> np.ndarray:
@@ -226,16 +248,28 @@ def training_arguments(
 
 
 def train_teacher(
-    cfg: TeacherTrainConfig, data_dir: str | Path, out: str | Path, resume: bool = False
+    cfg: TeacherTrainConfig,
+    data_dir: str | Path,
+    out: str | Path,
+    resume: bool = False,
+    pairs: pd.DataFrame | None = None,
 ) -> Path:
-    """Train, save the merged judge into ``out`` and return it."""
+    """Train, save the merged judge into ``out`` and return it.
+
+    ``pairs`` replaces the train split (an LREF stage's selection). With LREF stages on and no
+    ``pairs``, the stages run under ``out`` and ``out`` ends up holding the final judge.
+    """
+    if cfg.lref_stages and pairs is None:
+        from shoprel.teacher.lref.runner import train_lref
+
+        return train_lref(cfg, data_dir, out, resume=resume)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device()
     set_cpu_threads()
     train, scale = read_split(data_dir, "train")
     dev, _ = read_split(data_dir, "dev")
-    train = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
+    train = sample_pairs(train if pairs is None else pairs, cfg.max_train_pairs, cfg.seed)
     dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
     set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
     model, tokenizer = load_base(cfg, device)

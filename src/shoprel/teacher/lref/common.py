@@ -1,0 +1,122 @@
+"""What the LREF stages share: stage configs, dev metrics, loading a judge to tune it further."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shoprel.data.schema import GradeScale
+from shoprel.eval import metrics
+from shoprel.eval.evaluate import evaluate_scores
+from shoprel.io import write_json
+from shoprel.teacher.lref.config import CotConfig, DpoConfig, SelectConfig
+
+METRICS_FILE = "metrics.json"
+
+
+def plain_stage(cfg: Any, **changes: Any) -> Any:
+    """``cfg`` with every LREF stage off (a plain judge training), and ``changes`` applied."""
+    return replace(cfg, select=SelectConfig(), cot=CotConfig(), dpo=DpoConfig(), **changes)
+
+
+def plain(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 6)
+
+
+def grade_report(true: np.ndarray, predicted: np.ndarray, scale: GradeScale) -> dict[str, Any]:
+    """Per-grade precision, recall, F1 and support, by grade name."""
+    table = metrics.per_grade_precision_recall(true, predicted, scale.n_grades)
+    return {scale.grades[g]: {k: plain(v) for k, v in row.items()} for g, row in table.items()}
+
+
+def judge_metrics(scores: pd.DataFrame, pairs: pd.DataFrame, scale: GradeScale) -> dict[str, Any]:
+    """Every metric of ``evaluate`` plus per-grade precision and recall (``scores`` aligned)."""
+    result = evaluate_scores(pairs, scores, scale)
+    probs = scores[[f"p_{g}" for g in scale.grades]].to_numpy(float)
+    true = scale.nearest_grade(pairs["label"].to_numpy(float))
+    result["per_grade"] = grade_report(true, probs.argmax(axis=1), scale)
+    return result
+
+
+def score_judge(
+    directory: str | Path, pairs: pd.DataFrame, mode: str = "direct", **options: Any
+) -> pd.DataFrame:
+    from shoprel.teacher.scorer import TeacherScorer
+
+    return TeacherScorer.load(directory, mode=mode, **options).predict(pairs, progress=True)
+
+
+def write_stage_metrics(out: Path, stage: str, seconds: float, **facts: Any) -> dict[str, Any]:
+    record = {"stage": stage, "seconds": round(seconds, 1), **facts}
+    write_json(record, out / METRICS_FILE)
+    return record
+
+
+def read_stage_metrics(out: Path) -> dict[str, Any] | None:
+    path = out / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def lora_config(cfg: Any) -> Any:
+    """The PEFT block of the teacher config, for a stage that tunes a merged judge further."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_judge(directory: Path) -> tuple[Any, Any, Any]:
+    """Model (in the device's dtype, on the device), tokenizer and meta of a saved judge."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from shoprel.teacher.model import TeacherMeta, pick_device, pick_dtype
+
+    device = pick_device()
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=pick_dtype(device)).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, TeacherMeta.load(directory)
+
+
+def trainer_precision(model: Any) -> dict[str, Any]:
+    """TRL configs default to bf16; the judge trains in the dtype it was loaded in."""
+    import torch
+
+    device = next(model.parameters()).device
+    return {
+        "bf16": next(model.parameters()).dtype == torch.bfloat16,
+        "use_cpu": device.type == "cpu",
+    }
+
+
+def publish(stage_dir: Path, out: Path) -> None:
+    """Make ``out`` a judge dir holding the files of ``stage_dir`` (hard links where possible)."""
+    from shoprel.teacher.model import META_FILE
+
+    (out / META_FILE).unlink(missing_ok=True)  # not a judge dir until the meta file is back
+    for path in sorted(stage_dir.iterdir()):
+        stage_only = path.name == METRICS_FILE or path.suffix in (".jsonl", ".parquet")
+        if not path.is_file() or stage_only or path.name == META_FILE:
+            continue
+        target, tmp = out / path.name, out / f".{path.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copy2(path, tmp)
+        os.replace(tmp, target)
+    shutil.copy2(stage_dir / META_FILE, out / f".{META_FILE}.tmp")
+    os.replace(out / f".{META_FILE}.tmp", out / META_FILE)

@@ -1,0 +1,263 @@
+"""The configs of the LREF stages of ``shoprel teacher train``: select, cot and dpo.
+
+Each is a section of the teacher's YAML config (``select:``, ``cot:``, ``dpo:``); flags override
+single keys (``--select``, ``--select-frac``, ``--aux-base``, ``--cot``, ``--dpo``, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+SELECT_METHODS = ("none", "random", "lref")
+COT_KINDS = ("ee", "ra", "dr")  # also the order of training
+GENERATORS = ("rules", "openai")
+DPO_MODES = ("auto", "direct", "cot")
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+def _share(name: str, value: float, *, open_low: bool = False) -> None:
+    low_ok = value > 0 if open_low else value >= 0
+    if not (low_ok and value <= 1):
+        bound = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"{name}: expected a share in {bound}, got {value}")
+
+
+def _positive(owner: str, obj: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ValueError(f"{owner}.{name}: expected a value > 0, got {getattr(obj, name)}")
+
+
+def nested(cls: type, value: Any, where: str) -> Any:
+    """A nested config from a mapping (unknown keys are an error) or as it is."""
+    if isinstance(value, dict):
+        from shoprel.config import from_dict
+
+        return from_dict(cls, value, where)
+    if not is_dataclass(value):
+        raise ValueError(f"{where}: expected a mapping of {cls.__name__} keys, got {value!r}")
+    return value
+
+
+@dataclass
+class SelectConfig:
+    """Which train pairs the judge is fine-tuned on.
+
+    Selection:
+        method (str, defaults to ``none``): ``none`` keeps every pair, ``random`` a seeded sample,
+            ``lref`` the pairs the auxiliary models point to (IM wrong, CI right, MS silent).
+        frac (float, defaults to 0.1): share of the train pairs kept (``random`` and ``lref``).
+    Auxiliary models (``lref``):
+        aux_base (str, defaults to ``""`` = the teacher's base): base of IM, CI and MS; a causal LM
+            is trained as a judge (LoRA), an encoder (``minilm-l6``, a dir) as a cross-encoder.
+        aux_frac (float, defaults to 0.3): share of the train pairs each auxiliary model learns.
+        aux_max_pairs (int, defaults to 2000; 0 = no cap): cap on those pairs.
+        aux_epochs (float, defaults to 1.0): passes over them.
+        aux_learning_rate (float, defaults to 0 = the teacher's): peak learning rate.
+        frequency_column (str, defaults to ``query_frequency``): how often each query was searched,
+            where the data has such a column; else a query's number of judged items stands in.
+    """
+
+    method: str = _help("none | random | lref", default="none")
+    frac: float = _help("share of the train pairs kept", default=0.1)
+    aux_base: str = _help("base of IM, CI and MS ('' = the teacher's base)", default="")
+    aux_frac: float = _help("share of the train pairs each auxiliary model learns", default=0.3)
+    aux_max_pairs: int = _help("cap on each auxiliary model's pairs (0 = none)", default=2000)
+    aux_epochs: float = _help("passes of each auxiliary model", default=1.0)
+    aux_learning_rate: float = _help(
+        "learning rate of the auxiliary models (0 = teacher's)", default=0.0
+    )
+    frequency_column: str = _help("per-query search count column", default="query_frequency")
+
+    def __post_init__(self) -> None:
+        if self.method not in SELECT_METHODS:
+            raise ValueError(
+                f"select.method: expected one of {SELECT_METHODS}, got {self.method!r}"
+            )
+        _share("select.frac", self.frac, open_low=True)
+        _share("select.aux_frac", self.aux_frac, open_low=True)
+        _positive("select", self, ("aux_epochs",))
+        if self.aux_max_pairs < 0 or self.aux_learning_rate < 0:
+            raise ValueError("select.aux_max_pairs and select.aux_learning_rate must be >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "none"
+
+
+@dataclass
+class OpenAIConfig:
+    """An OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, a hosted API).
+
+    Endpoint:
+        url (str): base URL, e.g. ``http://localhost:8000/v1``; requests go to
+            ``URL/chat/completions``.
+        model (str): the model name the server knows.
+        api_key_env (str, defaults to ``OPENAI_API_KEY``): environment variable holding the key,
+            sent as ``Authorization: Bearer KEY`` when set.
+    Requests:
+        max_concurrency (int, defaults to 4): requests in flight at once.
+        max_retries (int, defaults to 5): retries after a 429, a 5xx or a network error.
+        backoff_s (float, defaults to 1.0): first wait before a retry, doubled each time (a
+            ``Retry-After`` header wins).
+        timeout_s (float, defaults to 60), temperature (float, 0.0), max_tokens (int, 256).
+        cache_dir (str, defaults to ``""`` = ``OUT/cot/cache``): answers by request hash; a rerun
+            sends only the requests not answered before.
+    """
+
+    url: str = _help("base URL of the chat endpoint", default="")
+    model: str = _help("model name", default="")
+    api_key_env: str = _help("environment variable with the API key", default="OPENAI_API_KEY")
+    max_concurrency: int = _help("requests in flight at once", default=4)
+    max_retries: int = _help("retries after 429, 5xx or network errors", default=5)
+    backoff_s: float = _help("first wait before a retry (s), doubled each time", default=1.0)
+    timeout_s: float = _help("request timeout (s)", default=60.0)
+    temperature: float = _help("sampling temperature", default=0.0)
+    max_tokens: int = _help("tokens per answer", default=256)
+    cache_dir: str = _help("answer cache ('' = OUT/cot/cache)", default="")
+
+    def __post_init__(self) -> None:
+        _positive("cot.openai", self, ("max_concurrency", "timeout_s", "max_tokens"))
+        if self.max_retries < 0 or self.backoff_s < 0:
+            raise ValueError("cot.openai.max_retries and cot.openai.backoff_s must be >= 0")
+
+
+@dataclass
+class CotConfig:
+    """Multi-CoT tuning after SFT: EE, then RA, then DR, each a short run of the same adapter.
+
+    Rationales:
+        kinds (list[str], defaults to none = no CoT stage): some of ``ee`` (why the pair has its
+            grade), ``ra`` (the grade derived from the relevance rules), ``dr`` (why a wrong grade
+            is wrong, then the right one); trained in that order.
+        generator (str, defaults to ``rules``): ``rules`` (offline, from explicit signals) or
+            ``openai`` (any OpenAI-compatible endpoint, see ``openai``).
+        rules (str, defaults to ``""`` = the shipped ``relevance_rules.yaml``): the rules file.
+        max_pairs (int, defaults to 1000): train pairs per kind.
+        direct_frac (float, defaults to 0.5): direct-answer examples mixed in, per CoT example.
+        max_rationale_tokens (int, defaults to 96): a rationale is cut to this many tokens.
+    Training:
+        epochs (float, 1.0 per kind), learning_rate (float, 1e-4), batch_size (int, 8),
+        max_length (int, 384 tokens of prompt and answer).
+    Evaluation:
+        eval_pairs (int, defaults to 32; 0 = none): dev pairs scored in ``cot`` mode.
+        max_new_tokens (int, defaults to 96): reasoning tokens generated in ``cot`` mode.
+    """
+
+    kinds: list[str] = field(
+        default_factory=list, metadata={"help": "ee, ra, dr (trained in this order)"}
+    )
+    generator: str = _help("rules | openai", default="rules")
+    rules: str = _help("relevance rules YAML ('' = shipped)", default="")
+    openai: OpenAIConfig = field(
+        default_factory=OpenAIConfig, metadata={"help": "the openai generator's endpoint"}
+    )
+    max_pairs: int = _help("train pairs per kind", default=1000)
+    direct_frac: float = _help("direct-answer examples per CoT example", default=0.5)
+    max_rationale_tokens: int = _help("tokens kept of a rationale", default=96)
+    epochs: float = _help("passes per kind", default=1.0)
+    learning_rate: float = _help("peak learning rate", default=1e-4)
+    batch_size: int = _help("examples per step", default=8)
+    max_length: int = _help("tokens of prompt and answer", default=384)
+    eval_pairs: int = _help("dev pairs scored in cot mode (0 = none)", default=32)
+    max_new_tokens: int = _help("reasoning tokens generated in cot mode", default=96)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.kinds, str):
+            self.kinds = [k.strip() for k in self.kinds.split(",") if k.strip()]
+        unknown = [k for k in self.kinds if k not in COT_KINDS]
+        if unknown or len(set(self.kinds)) != len(self.kinds):
+            raise ValueError(f"cot.kinds: expected distinct kinds of {COT_KINDS}, got {self.kinds}")
+        self.kinds = [k for k in COT_KINDS if k in self.kinds]
+        if self.generator not in GENERATORS:
+            raise ValueError(f"cot.generator: expected one of {GENERATORS}, got {self.generator!r}")
+        self.openai = nested(OpenAIConfig, self.openai, "cot.openai")
+        if (
+            self.kinds
+            and self.generator == "openai"
+            and not (self.openai.url and self.openai.model)
+        ):
+            raise ValueError(
+                "cot.generator 'openai' needs cot.openai.url and cot.openai.model "
+                "(--cot-url http://host:port/v1 --cot-model NAME)"
+            )
+        _positive("cot", self, ("max_pairs", "max_rationale_tokens", "epochs", "batch_size"))
+        _positive("cot", self, ("learning_rate", "max_length", "max_new_tokens"))
+        if self.direct_frac < 0 or self.eval_pairs < 0:
+            raise ValueError("cot.direct_frac and cot.eval_pairs must be >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.kinds)
+
+
+@dataclass
+class DpoConfig:
+    """DPO against the judge's optimistic errors, on labeled pairs SFT did not train on.
+
+    Pairs:
+        enabled (bool, defaults to False): run the stage.
+        top_k (int, defaults to 2): a pair is made where the judge's top grade is above the true
+            one and the true grade is among its ``top_k`` most likely grades.
+        mode (str, defaults to ``auto``): ``direct`` (grade words), ``cot`` (a rationale, then the
+            grade) or ``auto`` (``cot`` after a CoT stage).
+        holdout_frac (float, defaults to 0.1): share of the train queries kept out of every earlier
+            stage for DPO; pairs left out by selection join them.
+        max_pool_pairs (int, defaults to 2000; 0 = all): the pool the judge scores.
+    Training:
+        beta (float, defaults to 0.1): TRL ``DPOConfig.beta``; higher keeps closer to the start.
+        loss_type (str, defaults to ``sigmoid``): TRL ``DPOConfig.loss_type``.
+        epochs (float, 1.0), learning_rate (float, 5e-5), batch_size (int, 8 pairs),
+        max_length (int, 512 tokens).
+    """
+
+    enabled: bool = _help("run the DPO stage", default=False)
+    beta: float = _help("DPO beta", default=0.1)
+    top_k: int = _help("the true grade must be among this many top grades", default=2)
+    mode: str = _help("auto | direct | cot", default="auto")
+    holdout_frac: float = _help("share of train queries held out for DPO", default=0.1)
+    max_pool_pairs: int = _help("pool pairs the judge scores (0 = all)", default=2000)
+    loss_type: str = _help("TRL DPO loss type", default="sigmoid")
+    epochs: float = _help("passes over the pairs", default=1.0)
+    learning_rate: float = _help("peak learning rate", default=5e-5)
+    batch_size: int = _help("pairs per step", default=8)
+    max_length: int = _help("tokens of prompt and answer", default=512)
+
+    def __post_init__(self) -> None:
+        if self.mode not in DPO_MODES:
+            raise ValueError(f"dpo.mode: expected one of {DPO_MODES}, got {self.mode!r}")
+        if self.top_k < 2:
+            raise ValueError(
+                f"dpo.top_k: expected >= 2 (the top grade and one more), got {self.top_k}"
+            )
+        _share("dpo.holdout_frac", self.holdout_frac)
+        _positive("dpo", self, ("beta", "epochs", "learning_rate", "batch_size", "max_length"))
+        if self.max_pool_pairs < 0:
+            raise ValueError(f"dpo.max_pool_pairs: expected >= 0, got {self.max_pool_pairs}")
+
+
+STAGE_CONFIGS: dict[str, type] = {"select": SelectConfig, "cot": CotConfig, "dpo": DpoConfig}
+
+
+def with_stage_overrides(cfg: Any, **sections: dict[str, Any]) -> Any:
+    """``cfg`` with single keys of its stage sections replaced (``None`` values are left out)."""
+    from dataclasses import replace
+
+    changes = {}
+    for name, values in sections.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        known = {f.name for f in fields(STAGE_CONFIGS[name])}
+        if set(values) - known:
+            raise ValueError(f"{name}: unknown key(s) {sorted(set(values) - known)}")
+        current = getattr(cfg, name)
+        for key, value in list(values.items()):
+            inner = getattr(current, key)
+            if isinstance(value, dict) and is_dataclass(inner):
+                values[key] = replace(inner, **{k: v for k, v in value.items() if v is not None})
+        if values:
+            changes[name] = replace(current, **values)
+    return replace(cfg, **changes) if changes else cfg

@@ -1,0 +1,322 @@
+"""DPO against the judge's optimistic bias: calling a product better than it is.
+
+    shoprel teacher train --data run/data --out run/teacher --dpo [--dpo-beta 0.1]
+
+On labeled pairs that SFT never trained on, the judge (SFT, or CoT after a CoT stage) gives its
+grade distribution. Where its top grade is above the true grade and the true grade is among its
+``top_k`` most likely grades, a preference pair is made: chosen = the true grade, rejected = the
+judge's top grade. In ``direct`` mode an answer is the grade word; in ``cot`` mode, chosen is the
+true grade after its rationale and rejected the top grade after the judge's own reasoning. TRL's
+``DPOTrainer`` trains a LoRA adapter on these pairs (the reference is the judge with the adapter
+off); the merged judge, ``dpo_pairs.parquet`` and ``metrics.json`` (over-recall and per-grade
+precision/recall on dev before and after, the rejected-minus-chosen log-probability margin before
+and after) go to the stage dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from shoprel.data.schema import GradeScale
+from shoprel.eval.evaluate import sample_pairs
+from shoprel.io import write_parquet
+from shoprel.teacher.lref.common import (
+    judge_metrics,
+    load_judge,
+    lora_config,
+    publish,
+    trainer_precision,
+    write_stage_metrics,
+)
+from shoprel.teacher.model import pad_right
+
+logger = logging.getLogger(__name__)
+PAIRS_FILE = "dpo_pairs.parquet"
+
+
+def optimistic_pairs(probs: np.ndarray, true: np.ndarray, top_k: int = 2) -> pd.DataFrame:
+    """``row, chosen, rejected`` (grade indices) where the top grade is above the true grade and
+    the true grade is among the ``top_k`` most likely (ties ranked by the lower grade first)."""
+    probs, true = np.asarray(probs, dtype=float), np.asarray(true, dtype=np.int64)
+    ranked = np.argsort(-probs, axis=1, kind="stable")
+    top = ranked[:, 0]
+    keep = (top > true) & (ranked[:, :top_k] == true[:, None]).any(axis=1)
+    return pd.DataFrame({"row": np.flatnonzero(keep), "chosen": true[keep], "rejected": top[keep]})
+
+
+def answer_logps(
+    model: Any, prompts: list[list[int]], answers: list[list[int]], pad_id: int, batch_size: int = 4
+) -> np.ndarray:
+    """Sum of the log-probabilities of each answer's tokens after its prompt."""
+    out = np.zeros(len(prompts))
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            rows = range(start, min(start + batch_size, len(prompts)))
+            ids, mask = pad_right([prompts[i] + answers[i] for i in rows], pad_id)
+            ids, mask = ids.to(device), mask.to(device)
+            logps = torch.log_softmax(
+                model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), -1
+            )
+            token = logps.gather(-1, ids[:, 1:, None])[..., 0]
+            for j, i in enumerate(rows):
+                begin, end = len(prompts[i]) - 1, len(prompts[i]) + len(answers[i]) - 1
+                out[i] = float(token[j, begin:end].sum())
+    return out
+
+
+def _dpo_trainer_class() -> type:
+    from trl import DPOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):
+        """TRL's ``DPOTrainer`` that takes ``prompt_ids, chosen_ids, rejected_ids`` as they are,
+        so the judge sees the very prompt ids it is scored with."""
+
+        def _prepare_dataset(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
+            if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
+                return dataset
+            return super()._prepare_dataset(dataset, *args, **kwargs)
+
+    return PretokenizedDPOTrainer
+
+
+def dpo_arguments(cfg: Any, model: Any, out: Path) -> Any:
+    from trl import DPOConfig
+
+    dpo = cfg.dpo
+    return DPOConfig(
+        output_dir=str(out),
+        beta=dpo.beta,
+        loss_type=[dpo.loss_type],
+        num_train_epochs=dpo.epochs,
+        learning_rate=dpo.learning_rate,
+        per_device_train_batch_size=dpo.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=dpo.max_length,
+        gradient_checkpointing=False,
+        lr_scheduler_type="linear",
+        warmup_steps=0.05,
+        logging_steps=cfg.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        **trainer_precision(model),
+    )
+
+
+def train_dpo(
+    cfg: Any,
+    model: Any,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    chosen: list[list[int]],
+    rejected: list[list[int]],
+    out: Path,
+) -> Any:
+    """DPO on LoRA over ``model``; returns the trained, adapter-wrapped model."""
+    from datasets import Dataset
+
+    room = cfg.dpo.max_length - max(len(a) for a in chosen + rejected)
+    data = Dataset.from_dict(
+        {
+            "prompt_ids": [p[-max(room, 1) :] for p in prompts],
+            "chosen_ids": chosen,
+            "rejected_ids": rejected,
+        }
+    )
+    trainer = _dpo_trainer_class()(
+        model=model,
+        args=dpo_arguments(cfg, model, out / "checkpoints"),
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+    )
+    trainer.train()
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the run saves nothing there
+    return trainer.model
+
+
+def resolve_mode(cfg: Any) -> str:
+    if cfg.dpo.mode == "auto":
+        return "cot" if cfg.cot.enabled else "direct"
+    return cfg.dpo.mode
+
+
+def run_dpo(
+    cfg: Any,
+    pool: pd.DataFrame,
+    dev: pd.DataFrame,
+    scale: GradeScale,
+    start: Path,
+    out: Path,
+) -> Path:
+    """DPO on the optimistic errors of the judge in ``start`` over ``pool``; judge into ``out``."""
+    from shoprel.teacher.scorer import TeacherScorer
+
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if pool.empty:
+        raise ValueError(
+            "dpo: no labeled pairs left that SFT did not train on; set dpo.holdout_frac > 0 "
+            "or select a share of the train pairs (--select)"
+        )
+    mode = resolve_mode(cfg)
+    pool = sample_pairs(pool, cfg.dpo.max_pool_pairs, cfg.seed)
+    model, tokenizer, meta = load_judge(start)
+    scorer = TeacherScorer(model, tokenizer, meta)
+    before = _dev_metrics(scorer, dev, scale, mode, cfg)
+    true = scale.nearest_grade(pool["label"].to_numpy(float))
+    answers = PoolAnswers(scorer, pool, mode, cfg, out)
+    pairs = optimistic_pairs(answers.probs, true, cfg.dpo.top_k)
+    _write_pairs(pool, pairs, answers.probs, scale, out)
+    facts: dict[str, Any] = {"mode": mode, "pool": len(pool), "pairs": len(pairs)}
+    facts["errors"] = int((answers.probs.argmax(1) != true).sum())
+    facts["optimistic_errors"] = int((answers.probs.argmax(1) > true).sum())
+    if pairs.empty:
+        logger.warning(
+            "dpo: the judge makes no optimistic error within its top %d on the pool; "
+            "it is kept as it is",
+            cfg.dpo.top_k,
+        )
+        publish(start, out)
+        after = before
+    else:
+        facts |= tune_on_pairs(cfg, answers, pairs, (model, tokenizer, meta), start, out)
+        after = _dev_metrics(TeacherScorer.load(out), dev, scale, mode, cfg)
+    write_stage_metrics(
+        out, "dpo", time.perf_counter() - started, **facts, before=before, after=after,
+        dev=after.get("direct"),
+    )  # fmt: skip
+    return out
+
+
+def tune_on_pairs(
+    cfg: Any,
+    answers: PoolAnswers,
+    pairs: pd.DataFrame,
+    judge: tuple[Any, Any, Any],
+    start: Path,
+    out: Path,
+) -> dict[str, float]:
+    """DPO on the preference pairs; saves the merged judge into ``out``. Returns the mean
+    rejected-minus-chosen log-probability margin before and after."""
+    from shoprel.teacher.train import save_merged
+
+    model, tokenizer, meta = judge
+    prompts, chosen, rejected = answers.preference_ids(pairs)
+    pad = tokenizer.pad_token_id
+
+    def margin(m: Any) -> float:
+        rejected_logps = answer_logps(m, prompts, rejected, pad)
+        return float(np.mean(rejected_logps - answer_logps(m, prompts, chosen, pad)))
+
+    before = margin(model)
+    tuned = train_dpo(cfg, model, tokenizer, prompts, chosen, rejected, out)
+    meta.train = asdict(cfg) | {"stage": "dpo", "start": str(start)}
+    facts = {"margin_before": before, "margin_after": margin(tuned)}
+    save_merged(tuned, tokenizer, meta, out)
+    return facts
+
+
+class PoolAnswers:
+    """The judge's answers on the pool: grade probabilities, and its reasoning in ``cot`` mode."""
+
+    def __init__(self, scorer: Any, pool: pd.DataFrame, mode: str, cfg: Any, out: Path) -> None:
+        from shoprel.teacher.lref.cot import CotPrompts
+        from shoprel.teacher.lref.rules import RelevanceRules
+
+        self.pool, self.mode, self.cfg, self.out = pool, mode, cfg, out
+        rules = RelevanceRules.load(cfg.cot.rules or None)
+        tokenizer = scorer.builder.tokenizer
+        self.prompts = CotPrompts(tokenizer, scorer.scale, scorer.meta.prompt_config(), rules)
+        self.scale = scorer.scale
+        if mode == "direct":
+            self.probs = scorer.grade_probabilities(pool, progress=True)
+            self.prompt_ids = [self.prompts.prompt("direct", r) for r in pool.to_dict("records")]
+            self.reasoning: list[list[int]] = []
+            return
+        from shoprel.teacher.lref.cot_scoring import generate_reasoning, grade_probabilities_after
+
+        self.prompt_ids, self.reasoning = generate_reasoning(
+            scorer.model, self.prompts.builders["ee"], pool,
+            max_new_tokens=cfg.cot.max_new_tokens, batch_size=scorer.batch_size, progress=True,
+        )  # fmt: skip
+        sequences = [p + r for p, r in zip(self.prompt_ids, self.reasoning, strict=True)]
+        self.probs = grade_probabilities_after(
+            scorer.model, sequences, scorer.grade_ids, scorer.pad_id, scorer.batch_size
+        )
+
+    def preference_ids(
+        self, pairs: pd.DataFrame
+    ) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+        """Prompt, chosen and rejected answer ids of each preference pair."""
+        grade_ids, rows = self.prompts.grade_ids, pairs["row"].tolist()
+        prompts = [self.prompt_ids[i] for i in rows]
+        if self.mode == "direct":
+            chosen = [[grade_ids[g]] for g in pairs["chosen"]]
+            rejected = [[grade_ids[g]] for g in pairs["rejected"]]
+            return prompts, chosen, rejected
+        rationales = self._true_rationales(pairs)
+        max_tokens = self.cfg.cot.max_rationale_tokens
+        chosen = [
+            self.prompts.answer(text, int(g), max_tokens)
+            for text, g in zip(rationales, pairs["chosen"], strict=True)
+        ]
+        rejected = [
+            self.reasoning[i] + [grade_ids[int(g)]] + self.prompts.end
+            for i, g in zip(rows, pairs["rejected"], strict=True)
+        ]
+        return prompts, chosen, rejected
+
+    def _true_rationales(self, pairs: pd.DataFrame) -> list[str]:
+        from shoprel.teacher.lref.cot import requests_for
+        from shoprel.teacher.lref.rationales import make_generator
+
+        subset = self.pool.iloc[pairs["row"].to_numpy()].reset_index(drop=True)
+        generator = make_generator(self.cfg.cot, self.scale, self.out / "cache", self.pool)
+        written = generator.generate(requests_for("ee", subset, self.scale), progress=True)
+        return [r.reasoning if r else "" for r in written]
+
+
+def _dev_metrics(
+    scorer: Any, dev: pd.DataFrame, scale: GradeScale, mode: str, cfg: Any
+) -> dict[str, Any]:
+    """Over-recall, per-grade precision/recall and the rest on dev, by scoring mode."""
+    if dev.empty:
+        return {}
+    result = {"direct": judge_metrics(scorer.predict(dev, progress=True), dev, scale)}
+    if mode == "cot" and cfg.cot.eval_pairs:
+        sample = dev.head(cfg.cot.eval_pairs)
+        scorer.mode, scorer.max_new_tokens = "cot", cfg.cot.max_new_tokens
+        scores = scorer.predict(sample, progress=True).drop(columns="_reasoning")
+        scorer.mode = "direct"
+        result["cot"] = judge_metrics(scores, sample, scale)
+    return result
+
+
+def _write_pairs(
+    pool: pd.DataFrame, pairs: pd.DataFrame, probs: np.ndarray, scale: GradeScale, out: Path
+) -> None:
+    rows = pairs["row"].to_numpy()
+    grades = np.asarray(scale.grades)
+    frame = pd.DataFrame(
+        {
+            "pair_id": pool["pair_id"].to_numpy()[rows],
+            "chosen": grades[pairs["chosen"].to_numpy(dtype=int)],
+            "rejected": grades[pairs["rejected"].to_numpy(dtype=int)],
+            "p_rejected": probs[rows, pairs["rejected"].to_numpy(dtype=int)],
+            "p_chosen": probs[rows, pairs["chosen"].to_numpy(dtype=int)],
+        }
+    )
+    write_parquet(frame, out / PAIRS_FILE)

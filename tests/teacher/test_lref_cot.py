@@ -1,0 +1,116 @@
+"""Multi-CoT: prompts and answers of each kind, completion-only loss, ``cot`` scoring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprel.data.schema import SCALES
+from shoprel.teacher.lref.cot import CotPrompts, Example, sft_arguments, to_dataset
+from shoprel.teacher.lref.cot_scoring import reasoning_to_lead
+from shoprel.teacher.lref.rules import RelevanceRules
+from shoprel.teacher.prompts import PromptConfig
+from shoprel.teacher.scorer import TeacherScorer
+from shoprel.teacher.train import TeacherTrainConfig
+
+ESCI = SCALES["esci"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models train faster on one thread, and far faster when another job holds the cores."""
+    import torch
+
+    from shoprel.teacher import scorer, train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scorer, "set_cpu_threads", lambda: None)
+        patch.setattr(train, "set_cpu_threads", lambda: None)
+        yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def prompts(tiny_base: Path) -> CotPrompts:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    return CotPrompts(tokenizer, ESCI, PromptConfig(), RelevanceRules.load())
+
+
+def test_each_kind_has_its_prompt_and_answers_end_on_the_grade(
+    prompts: CotPrompts, demo_data: Path
+) -> None:
+    row = pd.read_parquet(demo_data / "dev.parquet").iloc[0].to_dict()
+    decode = prompts.tokenizer.decode
+    direct, ee = decode(prompts.prompt("direct", row)), decode(prompts.prompt("ee", row))
+    assert direct.endswith("Relevance:") and "Relevance:" not in ee
+    assert "first that holds decides" in prompts.builders["ra"].cfg.cot_system
+    assert len(prompts.prompt("ra", row)) > len(prompts.prompt("ee", row)) + 20  # the rules
+    dr = prompts.prompt("dr", row, wrong="complement")
+    assert decode(dr).count("complement") == ee.count("complement") + 1  # the proposed grade
+    answer = prompts.answer("the brand matches", grade=3, max_tokens=64)
+    eos = prompts.tokenizer.eos_token_id
+    assert answer[-3:] == [*prompts.lead, prompts.grade_ids[3], eos][-3:]
+    assert answer[-2:] == [prompts.grade_ids[3], eos]
+    assert len(prompts.answer("word " * 100, grade=0, max_tokens=5)) == 5 + len(prompts.lead) + 2
+    assert prompts.direct(row, 2).answer == [prompts.grade_ids[2]]
+
+
+def test_examples_fit_by_cutting_the_prompt_from_the_left() -> None:
+    example = Example(prompt=list(range(10)), answer=[100, 101, 102])
+    fitted = example.fitted(8)
+    assert fitted.prompt == [5, 6, 7, 8, 9] and fitted.answer == [100, 101, 102]
+
+
+def test_sft_trainer_learns_the_answers_only(
+    tiny_base: Path, prompts: CotPrompts, demo_data: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    rows = pd.read_parquet(demo_data / "dev.parquet").head(3).to_dict("records")
+    examples = [
+        Example(prompts.prompt("ee", r), prompts.answer("it fits", 3, 16)) for r in rows
+    ] + [prompts.direct(rows[0], 1)]
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    cfg = TeacherTrainConfig(base=str(tiny_base), cot={"kinds": ["ee"]})
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_arguments(cfg, model, tmp_path),
+        train_dataset=to_dataset(examples, max_length=384, seed=0),
+        processing_class=prompts.tokenizer,
+    )
+    for item in trainer.train_dataset:
+        labels, ids = np.array(item["labels"]), np.array(item["input_ids"])
+        learned = ids[labels != -100].tolist()
+        assert learned in [e.answer for e in examples]
+        assert (labels[: len(ids) - len(learned)] == -100).all()
+
+
+def test_reasoning_is_cut_at_the_label_lead() -> None:
+    lead, stop = [7, 8], {0, 2}
+    assert reasoning_to_lead([5, 6, 7, 8, 9, 9], lead, stop) == [5, 6, 7, 8]
+    assert reasoning_to_lead([5, 6, 2, 0, 0], lead, stop) == [5, 6, 7, 8]
+    assert reasoning_to_lead([5, 7, 6], lead, stop) == [5, 7, 6, 7, 8]
+
+
+def test_cot_scoring_reads_the_grade_after_generated_reasoning(
+    tiny_base: Path, demo_data: Path
+) -> None:
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(6)
+    scorer = TeacherScorer.from_base(str(tiny_base), "esci", mode="cot", max_new_tokens=5)
+    frame = scorer.predict(pairs)
+    probs = frame[[f"p_{g}" for g in ESCI.grades]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1) and frame["_reasoning"].map(type).eq(str).all()
+    assert frame["pair_id"].tolist() == pairs["pair_id"].tolist()
+    direct = TeacherScorer.from_base(str(tiny_base), "esci").grade_probabilities(pairs)
+    assert not np.allclose(probs, direct, atol=1e-4)  # another prompt, then the reasoning
+    with pytest.raises(ValueError, match="scoring mode"):
+        TeacherScorer.from_base(str(tiny_base), "esci", mode="verbose")
