@@ -516,7 +516,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO,
         format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False)],
+        handlers=[RichHandler(logging.INFO, console=err_console, show_path=False)],
     )
     from shoprel.data.readers import DataError
     from shoprel.pipeline.runner import StageError
