@@ -6,6 +6,7 @@ The tiny Llama-type judge has a word-level tokenizer trained here on the demo da
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,19 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models train faster on one thread, and far faster when another job holds the cores."""
+    import torch
+
+    from shoprel.teacher import scorer, train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scorer, "set_cpu_threads", lambda: None)
+        patch.setattr(train, "set_cpu_threads", lambda: None)
+        yield
+    torch.set_num_threads(before)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +32,7 @@ dpo: {enabled: true, holdout_frac: 0.25, max_pool_pairs: 16, top_k: 4, batch_siz
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models train faster on one thread, and far faster when another job holds the cores."""
-    import torch
-
-    from shoprel.teacher import scorer, train
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scorer, "set_cpu_threads", lambda: None)
-        patch.setattr(train, "set_cpu_threads", lambda: None)
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def train(tiny_base: Path, demo_data: Path, out: Path, *options: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +16,7 @@ from shoprel.teacher.train import TeacherTrainConfig
 ESCI = SCALES["esci"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models train faster on one thread, and far faster when another job holds the cores."""
-    import torch
-
-    from shoprel.teacher import scorer, train
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scorer, "set_cpu_threads", lambda: None)
-        patch.setattr(train, "set_cpu_threads", lambda: None)
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_pairs_are_optimistic_errors_with_the_truth_in_the_top_k() -> None:

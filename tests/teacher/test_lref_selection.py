@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +21,7 @@ from shoprel.teacher.lref.selection import (
 )
 from shoprel.teacher.train import TeacherTrainConfig
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models train faster on one thread, and far faster when another job holds the cores."""
-    import torch
-
-    from shoprel.teacher import scorer, train
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scorer, "set_cpu_threads", lambda: None)
-        patch.setattr(train, "set_cpu_threads", lambda: None)
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def onehot_like(grades: list[int], confidence: list[float], n: int = 3) -> np.ndarray:

@@ -120,3 +120,21 @@ def publish(stage_dir: Path, out: Path) -> None:
         os.replace(tmp, target)
     shutil.copy2(stage_dir / META_FILE, out / f".{META_FILE}.tmp")
     os.replace(out / f".{META_FILE}.tmp", out / META_FILE)
+
+
+def lora_trainer_arguments(cfg: Any, model: Any, out: Path) -> dict[str, Any]:
+    """Arguments every LREF stage trainer (TRL SFT and DPO configs) shares."""
+    return {
+        "output_dir": str(out),
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "gradient_checkpointing": False,
+        "lr_scheduler_type": "linear",
+        "warmup_steps": 0.05,
+        "logging_steps": cfg.logging_steps,
+        "save_strategy": "no",
+        "report_to": [],
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "dataloader_num_workers": 0,
+        **trainer_precision(model),
+    }

@@ -36,8 +36,8 @@ from shoprel.teacher.lref.common import (
     judge_metrics,
     load_judge,
     lora_config,
+    lora_trainer_arguments,
     score_judge,
-    trainer_precision,
     write_stage_metrics,
 )
 from shoprel.teacher.lref.rationales import (
@@ -160,23 +160,12 @@ def sft_arguments(cfg: Any, model: Any, out: Path) -> Any:
 
     cot = cfg.cot
     return SFTConfig(
-        output_dir=str(out),
         num_train_epochs=cot.epochs,
         learning_rate=cot.learning_rate,
         per_device_train_batch_size=cot.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
         max_length=cot.max_length,
         completion_only_loss=True,
-        gradient_checkpointing=False,
-        lr_scheduler_type="linear",
-        warmup_steps=0.05,
-        logging_steps=cfg.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        **trainer_precision(model),
+        **lora_trainer_arguments(cfg, model, out),
     )
 
 

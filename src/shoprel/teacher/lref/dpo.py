@@ -33,8 +33,8 @@ from shoprel.teacher.lref.common import (
     judge_metrics,
     load_judge,
     lora_config,
+    lora_trainer_arguments,
     publish,
-    trainer_precision,
     write_stage_metrics,
 )
 from shoprel.teacher.model import pad_right
@@ -94,24 +94,13 @@ def dpo_arguments(cfg: Any, model: Any, out: Path) -> Any:
 
     dpo = cfg.dpo
     return DPOConfig(
-        output_dir=str(out),
         beta=dpo.beta,
         loss_type=[dpo.loss_type],
         num_train_epochs=dpo.epochs,
         learning_rate=dpo.learning_rate,
         per_device_train_batch_size=dpo.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
         max_length=dpo.max_length,
-        gradient_checkpointing=False,
-        lr_scheduler_type="linear",
-        warmup_steps=0.05,
-        logging_steps=cfg.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        **trainer_precision(model),
+        **lora_trainer_arguments(cfg, model, out),
     )
 
 
