@@ -124,7 +124,9 @@ def test_request_shape_and_retries_after_500_and_429(
 def test_ra_takes_the_endpoints_grade_and_dr_names_the_wrong_one(make_generator: Any) -> None:
     with ChatServer() as server:
         ee, ra, dr = make_generator(server.url).generate(requests(3))
-    assert ra is not None and ra.grade == "partial" and "rules" in json.dumps(server.requests[1])
+    assert ra is not None and ra.grade == "partial"
+    # requests run concurrently, so their order at the server varies: match them by content
+    assert sum("rules" in r["body"]["messages"][1]["content"] for r in server.requests) == 1
     contents = {r["body"]["messages"][1]["content"] for r in server.requests}
     assert any("graded this pair 'partial'" in c for c in contents)
     assert ee is not None and dr is not None and dr.text.endswith("Label: exact")
