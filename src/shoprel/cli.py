@@ -520,7 +520,7 @@ def main() -> None:
     )
     from shoprel.data.readers import DataError
     from shoprel.pipeline.runner import StageError
-    from shoprel.teacher.lref.openai_generator import EndpointError
+    from shoprel.teacher.lref.config import EndpointError
 
     try:
         app()

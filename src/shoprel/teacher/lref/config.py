@@ -43,6 +43,13 @@ def nested(cls: type, value: Any, where: str) -> Any:
     return value
 
 
+class EndpointError(RuntimeError):
+    """The endpoint refused a request for good, or kept failing after every retry.
+
+    Defined here, beside the endpoint's config, so that the CLI can catch it without importing
+    the generator."""
+
+
 @dataclass
 class SelectConfig:
     """Which train pairs the judge is fine-tuned on.
