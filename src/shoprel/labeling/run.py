@@ -62,6 +62,15 @@ def score_shard(scorer: Any, rows: pd.DataFrame, teacher: str) -> pd.DataFrame:
     return labeled.assign(teacher=teacher)
 
 
+def label_shard(
+    scorer: Any, teacher: str, pairs: pd.DataFrame, out: Path, index: int, shard_size: int
+) -> int:
+    """Score shard ``index`` of ``pairs`` and write it atomically; returns its pair count."""
+    rows = shard_rows(pairs, index, shard_size)
+    write_shard(score_shard(scorer, rows, teacher), out, index)
+    return len(rows)
+
+
 def load_teacher(teacher: str | Path, cfg: LabelConfig) -> Any:
     from shoprel.scoring import load_scorer
 
@@ -97,16 +106,17 @@ def label_pairs(
     )
     open_manifest(out, manifest, replace)
     todo = pending_shards(out, shards)
+    scored_now = sum(len(shard_rows(pairs, i, cfg.shard_size)) for i in todo)
     started = time.perf_counter()
     with progress_bar(len(pairs), "labeling") as bar:
-        bar.update(len(pairs) - sum(len(shard_rows(pairs, i, cfg.shard_size)) for i in todo))
+        bar.update(len(pairs) - scored_now)
         if todo and cfg.ray_address:
             _label_with_ray(teacher, pairs_file, out, todo, cfg, bar)
         elif todo:
             _label_here(teacher, pairs, out, todo, cfg, bar)
     seconds = time.perf_counter() - started
     labels = merge_shards(out, manifest)
-    summary = _summary(labels, todo, cfg, seconds)
+    summary = _summary(labels, len(todo), scored_now, cfg, seconds)
     write_json(summary, out / "label_report.json")
     return summary
 
@@ -125,9 +135,7 @@ def _label_here(
 ) -> None:
     scorer, name = load_teacher(teacher, cfg), teacher_name(teacher)
     for index in todo:
-        rows = shard_rows(pairs, index, cfg.shard_size)
-        write_shard(score_shard(scorer, rows, name), out, index)
-        bar.update(len(rows))
+        bar.update(label_shard(scorer, name, pairs, out, index, cfg.shard_size))
 
 
 class ShardLabeler:
@@ -142,11 +150,10 @@ class ShardLabeler:
         self.pairs, self.out, self.shard_size = read_pairs(pairs_file), Path(out), cfg.shard_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        counts = []
-        for index in batch["shard"].tolist():
-            rows = shard_rows(self.pairs, index, self.shard_size)
-            write_shard(score_shard(self.scorer, rows, self.name), self.out, index)
-            counts.append(len(rows))
+        counts = [
+            label_shard(self.scorer, self.name, self.pairs, self.out, index, self.shard_size)
+            for index in batch["shard"].tolist()
+        ]
         return {"shard": batch["shard"], "pairs": np.asarray(counts)}
 
 
@@ -182,16 +189,15 @@ def _label_with_ray(
 
 
 def _summary(
-    labels: pd.DataFrame, todo: list[int], cfg: LabelConfig, seconds: float
+    labels: pd.DataFrame, shards_now: int, scored_now: int, cfg: LabelConfig, seconds: float
 ) -> dict[str, Any]:
-    scored_now = sum(1 for _ in todo) * cfg.shard_size
     summary: dict[str, Any] = {
         "pairs": len(labels),
         "labels": LABELS,
         "teacher": labels["teacher"].iat[0] if len(labels) else None,
-        "shards_scored_now": len(todo),
+        "shards_scored_now": shards_now,
         "seconds": round(seconds, 1),
-        "pairs_per_s": round(min(scored_now, len(labels)) / seconds, 2) if seconds > 0 else None,
+        "pairs_per_s": round(scored_now / seconds, 2) if seconds > 0 else None,
         "backend": "ray" if cfg.ray_address else "local",
     }
     if "source" in labels.columns:
