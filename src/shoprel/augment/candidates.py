@@ -112,7 +112,7 @@ class DenseIndex:
         from shoprel.eval.baselines import BiEncoderScorer
 
         self.encoder = BiEncoderScorer.load(encoder)
-        vectors = self.encoder._encode(item_text(catalog).tolist(), progress=True)
+        vectors = self.encoder.encode(item_text(catalog).tolist(), progress=True)
         dim = vectors.shape[1]
         self.exact = len(catalog) <= exact_search_max
         if self.exact:
@@ -123,7 +123,7 @@ class DenseIndex:
         self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def top_k(self, queries: list[str], k: int) -> np.ndarray:
-        vectors = self.encoder._encode(queries, progress=False)
+        vectors = self.encoder.encode(queries, progress=False)
         _, rows = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         return rows
 

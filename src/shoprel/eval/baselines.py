@@ -87,13 +87,14 @@ class BiEncoderScorer(Scorer):
         queries = pairs["query"].drop_duplicates().tolist()
         texts = item_text(pairs)
         unique_texts = texts.drop_duplicates().tolist()
-        query_vecs = self._encode(queries, progress)
-        item_vecs = self._encode(unique_texts, progress)
+        query_vecs = self.encode(queries, progress)
+        item_vecs = self.encode(unique_texts, progress)
         query_row = pd.Series(range(len(queries)), index=queries)[pairs["query"]].to_numpy()
         item_row = pd.Series(range(len(unique_texts)), index=unique_texts)[texts].to_numpy()
         return np.einsum("ij,ij->i", query_vecs[query_row], item_vecs[item_row])
 
-    def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Normalised embeddings of ``texts``."""
         return self.encoder.encode(
             texts,
             batch_size=self.batch_size,
