@@ -35,7 +35,7 @@ from rich.console import Console
 
 from shoprel.eval.evaluate import align_scores, evaluate_scores, read_scores, read_split
 from shoprel.eval.table import metrics_table
-from shoprel.io import atomic_path, write_json, write_parquet
+from shoprel.io import atomic_path, trained_with, write_json, write_parquet
 from shoprel.scoring import load_scorer
 from shoprel.student.data import LABELS_FILE, read_teacher_labels, take_queries
 from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_encoder
@@ -115,11 +115,9 @@ def run_point(
     if done.is_file() and json.loads(done.read_text())["settings"] == settings:
         return json.loads(done.read_text())
     model_dir = args.out / "students" / name
-    meta = model_dir / META_FILE
-    trained = meta.is_file() and _same(json.loads(meta.read_text())["train"], asdict(cfg))
-    if not trained:
+    if not trained_with(model_dir, META_FILE, asdict(cfg)):
         train_cross_encoder(cfg, args.data, model_dir)
-    train = json.loads(meta.read_text())["train"]
+    train = json.loads((model_dir / META_FILE).read_text())["train"]
     point = evaluate(sample, load_scorer(model_dir).predict(sample), args) | {
         "augmented_pairs": train["augmented_pairs"],
         "train_pairs": train["train_pairs"],
@@ -129,10 +127,6 @@ def run_point(
     }
     write_json(point, done)
     return point
-
-
-def _same(saved: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    return all(saved.get(key) == value for key, value in wanted.items())
 
 
 def evaluate(

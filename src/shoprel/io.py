@@ -42,3 +42,14 @@ def write_jsonl(rows: list[dict[str, Any]], path: str | Path) -> None:
     with atomic_path(path) as tmp, tmp.open("w") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def trained_with(model_dir: str | Path, meta_file: str, settings: dict[str, Any]) -> bool:
+    """Whether ``model_dir`` holds a finished model (its meta file is written last) whose saved
+    ``train`` settings include ``settings``, so that a rerun can reuse it instead of training."""
+    meta = Path(model_dir) / meta_file
+    if not meta.is_file():
+        return False
+    saved = json.loads(meta.read_text()).get("train", {})
+    wanted = json.loads(json.dumps(settings, default=str))
+    return all(saved.get(key) == value for key, value in wanted.items())

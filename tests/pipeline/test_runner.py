@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shoprel.io import write_json
 from shoprel.pipeline.config import PipelineConfig, load_pipeline_config
 from shoprel.pipeline.runner import Stage, StageError, run_pipeline
 
@@ -77,3 +79,31 @@ def test_config_unknown_key_is_named(tmp_path: Path) -> None:
 def test_shipped_configs_load() -> None:
     for path in sorted(Path(__file__).parents[2].glob("configs/*.yaml")):
         assert load_pipeline_config(path).name
+
+
+def test_a_rerun_stage_reuses_models_finished_with_the_same_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A student stage stopped after its first model trains only the models still missing, and
+    a model whose settings changed is trained again."""
+    import shoprel.student.train as student_train
+    from shoprel.pipeline.stages import run_student
+
+    trained: list[str] = []
+
+    def fake_train(cfg: Any, data_dir: Path, out: Path) -> Path:
+        trained.append(Path(out).name)
+        write_json({"train": asdict(cfg) | {"seconds": 1.0}}, Path(out) / student_train.META_FILE)
+        return Path(out)
+
+    monkeypatch.setattr(student_train, "train_cross_encoder", fake_train)
+    cfg = PipelineConfig()
+    cfg.student.curve_fracs = [0.5]
+    run_student(cfg, tmp_path)
+    assert trained == ["student", "student-labels", "student-augment-0.5"]
+    (tmp_path / "student-labels" / student_train.META_FILE).unlink()  # stopped before it finished
+    run_student(cfg, tmp_path)
+    assert trained[3:] == ["student-labels"]
+    cfg.student.model.learning_rate *= 2
+    run_student(cfg, tmp_path)
+    assert trained[4:] == ["student", "student-labels", "student-augment-0.5"]

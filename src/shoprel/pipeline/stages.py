@@ -9,13 +9,13 @@ latency), ``eval/`` and ``metrics.json``, ``report.html``, ``stages/`` (records)
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from shoprel.io import write_json
+from shoprel.io import trained_with, write_json
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
 
@@ -46,18 +46,16 @@ def run_baselines(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 def run_teacher(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     """Train the judge and the cross-encoder members; fit the ensembles that use them."""
-    from shoprel.student.train import train_cross_encoder
     from shoprel.teacher.ensemble import fit_ensemble
-    from shoprel.teacher.train import train_teacher
 
     stage = cfg.teacher
     members: dict[str, str] = {}
     if stage.train_judge:
-        members["judge"] = str(train_teacher(stage.judge, out / "data", out / "teacher" / "judge"))
+        members["judge"] = _judge(stage.judge, out, out / "teacher" / "judge")
     for base in stage.cross_encoders:
         ce_cfg = replace(stage.cross_encoder, base=base, loss="labels")
         name = f"ce-{Path(base).name}"
-        members[name] = str(train_cross_encoder(ce_cfg, out / "data", out / "teacher" / name))
+        members[name] = _cross_encoder(ce_cfg, out, out / "teacher" / name)
     members |= {f"cosine-{Path(b).name}": b for b in stage.bi_encoders}
     if not members:
         raise ValueError("teacher: no member (train_judge is false and no encoder is listed)")
@@ -67,6 +65,26 @@ def run_teacher(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
         others = {k: v for k, v in members.items() if k != "judge"}
         labeler = _combine(others, out, "labeler", fit_ensemble)
     return {"members": members, "teacher": teacher, "labeler": labeler}
+
+
+def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
+    """Train the judge, or reuse the one a stopped run finished with the same settings
+    (LREF judges are built in stages and always retrained)."""
+    from shoprel.teacher.model import META_FILE
+    from shoprel.teacher.train import train_teacher
+
+    if judge_cfg.lref_stages or not trained_with(model_dir, META_FILE, asdict(judge_cfg)):
+        train_teacher(judge_cfg, out / "data", model_dir)
+    return str(model_dir)
+
+
+def _cross_encoder(ce_cfg: Any, out: Path, model_dir: Path) -> str:
+    """Train a cross-encoder, or reuse the one a stopped run finished with the same settings."""
+    from shoprel.student.train import META_FILE, train_cross_encoder
+
+    if not trained_with(model_dir, META_FILE, asdict(ce_cfg)):
+        train_cross_encoder(ce_cfg, out / "data", model_dir)
+    return str(model_dir)
 
 
 def _combine(members: dict[str, str], out: Path, name: str, fit: Any) -> str:
@@ -100,8 +118,6 @@ def run_label(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     """The distilled student; the label-only student and the curve's students where asked."""
-    from shoprel.student.train import train_cross_encoder
-
     stage = cfg.student
     labels = [str(out / "labels-train"), str(out / "labels-augment")]
     distilled = replace(stage.model, labels=labels, loss=stage.loss)
@@ -116,7 +132,7 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
             replace(distilled, augment_frac=frac),
             out / f"student-augment-{frac:g}",
         )
-    return {name: str(train_cross_encoder(c, out / "data", d)) for name, (c, d) in jobs.items()}
+    return {name: _cross_encoder(c, out, d) for name, (c, d) in jobs.items()}
 
 
 def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
