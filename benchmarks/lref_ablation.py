@@ -1,4 +1,4 @@
-"""LREF data selection ablation: the judge trained on selected pairs vs random pairs vs all pairs.
+"""LREF ablation: the judge after each LREF stage, beside SFT on all pairs and on random pairs.
 
     python benchmarks/lref_ablation.py --data runs/hd/data --out runs/hd/lref-ablation \\
         --base smollm2-135m-instruct --aux-base minilm-l6 --max-train-pairs 6000 --select-frac 0.1
@@ -7,15 +7,17 @@
 (with ``HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python`` from the repository root). From one
 seeded pool of train pairs (``--max-train-pairs``) it
 
-    1. selects ``--select-frac`` of the pool with LREF's rule (IM, CI and MS trained on
-       ``--aux-base``; written to OUT/select, as ``shoprel teacher train --select lref`` does);
-    2. draws a random sample of the same size from the same pool;
-    3. trains the judge three times with the same settings: on the selection, on the random
-       sample and on the whole pool (OUT/{selected,random,all});
-    4. scores the same dev sample with each judge.
+    1. runs the LREF stages as ``shoprel teacher train --select lref --cot KINDS --dpo`` does
+       (OUT/lref/{select,sft,cot,dpo}): ``--select-frac`` of the pool chosen by LREF's rule (IM,
+       CI and MS trained on ``--aux-base``), SFT on it, Multi-CoT (``--cot``), then DPO against
+       optimistic errors (``--dpo``) on the queries held out of the pool and the unselected pairs;
+    2. trains the judge with the same settings on a random sample of the selection's size and on
+       the whole pool (less DPO's held-out queries): OUT/{random,all};
+    3. scores the same dev sample with each judge (``direct`` mode: the grade distribution).
 
-Prints the selection (size kept, kept by the rule, grade mix), the table of dev metrics, then one
-JSON object (the last line) with each judge's dev metrics, train pairs and train seconds.
+Prints the selection (size kept, kept by the rule, grade mix), the table of dev metrics with each
+row's training seconds, then one JSON object (the last line) with every row. A rerun with the same
+OUT reuses finished stages and judges.
 """
 
 from __future__ import annotations
@@ -31,9 +33,18 @@ from rich.console import Console
 
 from shoprel.eval.evaluate import read_split, sample_pairs
 from shoprel.eval.table import metrics_table
-from shoprel.teacher.lref.common import judge_metrics, plain_stage, score_judge
-from shoprel.teacher.lref.selection import run_select
+from shoprel.io import write_json
+from shoprel.teacher.lref.common import (
+    judge_metrics,
+    plain_stage,
+    read_stage_metrics,
+    score_judge,
+)
+from shoprel.teacher.lref.runner import HEADLINE, SUMMARY_FILE, hold_out_queries
+from shoprel.teacher.lref.selection import read_selection
 from shoprel.teacher.train import TeacherTrainConfig, train_teacher
+
+STAGE_ROWS = {"sft": "SFT, LREF-selected pairs", "cot": "+ Multi-CoT", "dpo": "+ DPO"}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -49,22 +60,57 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--cot", default="ee,ra,dr", help="Multi-CoT kinds ('' = no CoT stage)")
+    parser.add_argument("--cot-max-pairs", type=int, default=300, help="train pairs per CoT kind")
+    parser.add_argument("--dpo", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="600-pair pool, 200 dev pairs")
     return parser
 
 
-def train_on(cfg: TeacherTrainConfig, data: Path, pairs: pd.DataFrame, out: Path) -> float:
+def baseline_row(
+    cfg: TeacherTrainConfig,
+    args: argparse.Namespace,
+    pairs: pd.DataFrame,
+    dev: pd.DataFrame,
+    out: Path,
+) -> dict[str, Any]:
+    """The judge trained on ``pairs`` without LREF stages, scored on dev (reused when finished)."""
+    done = out / "ablation_row.json"
+    if done.is_file():
+        return json.loads(done.read_text())
     started = time.perf_counter()
-    train_teacher(plain_stage(cfg, max_train_pairs=0, max_dev_pairs=0), data, out, pairs=pairs)
-    return round(time.perf_counter() - started, 1)
+    train_teacher(plain_stage(cfg, max_train_pairs=0, max_dev_pairs=0), args.data, out, pairs=pairs)
+    seconds = round(time.perf_counter() - started, 1)
+    metrics = judge_metrics(score_judge(out, dev), dev, read_split(args.data, "dev")[1])
+    row = {"train_examples": len(pairs), "train_seconds": seconds}
+    row |= {k: metrics[k] for k in HEADLINE}
+    write_json(row, done)
+    return row
 
 
-def main() -> None:
-    args = make_parser().parse_args()
-    if args.quick:
-        args.max_train_pairs, args.max_dev_pairs = 600, 200
-    cfg = TeacherTrainConfig(
+def stage_rows(summary: dict[str, Any], lref_dir: Path) -> dict[str, dict[str, Any]]:
+    """The LREF stages' dev metrics from ``lref.json``, one row per stage that ran, with what
+    each stage trained on (SFT: pairs; Multi-CoT: CoT and direct examples; DPO: pairs)."""
+    rows = {}
+    for name, label in STAGE_ROWS.items():
+        if name not in summary["stages"]:
+            continue
+        stage = summary["stages"][name]
+        rows[label] = {"train_examples": stage_examples(name, read_stage_metrics(lref_dir / name))}
+        rows[label] |= {"train_seconds": stage["seconds"]} | stage["dev"]
+    return rows
+
+
+def stage_examples(name: str, record: dict[str, Any]) -> int:
+    if name == "cot":
+        return sum(p["cot_examples"] + p["direct_examples"] for p in record["phases"])
+    return record["pairs"] if name == "dpo" else record["train_pairs"]
+
+
+def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
+    kinds = [k for k in args.cot.split(",") if k]
+    return TeacherTrainConfig(
         base=args.base,
         epochs=args.epochs,
         learning_rate=args.lr,
@@ -78,33 +124,45 @@ def main() -> None:
             "aux_base": args.aux_base,
             "aux_frac": args.aux_frac,
         },
+        cot={"kinds": kinds, "max_pairs": args.cot_max_pairs},
+        dpo={"enabled": args.dpo},
     )
+
+
+def main() -> None:
+    args = make_parser().parse_args()
+    if args.quick:
+        args.max_train_pairs, args.max_dev_pairs = 600, 200
+    cfg = make_config(args)
     console = Console()
-    pool, scale = read_split(args.data, "train")
-    pool = sample_pairs(pool, cfg.max_train_pairs, cfg.seed)
-    dev = sample_pairs(read_split(args.data, "dev")[0], cfg.max_dev_pairs, cfg.seed)
-    selected = run_select(cfg, args.data, pool, scale, args.out / "select")
-    report = json.loads((args.out / "select" / "selection_report.json").read_text())
+    train_teacher(cfg, args.data, args.out / "lref", resume=True)
+    summary = json.loads((args.out / "lref" / SUMMARY_FILE).read_text())
+    found = read_selection(args.out / "lref" / "select")
+    assert found is not None, "the LREF run left no selection"
+    report = found[1]
     kept_by = report["kept_by"]
     console.print(
         f"selection: {report['kept']} of {report['pool_pairs']} pairs "
         f"(by the rule {kept_by.get('rule', 0)}, filled {kept_by.get('fill', 0)}); "
         f"grade mix {report['grade_mix']['kept']} (pool {report['grade_mix']['pool']})"
     )
-    variants = {
-        "selected": selected,
-        "random": pool.sample(n=len(selected), random_state=cfg.seed),
-        "all": pool,
+    # the pool and dev sample exactly as the LREF run drew them
+    pool = sample_pairs(read_split(args.data, "train")[0], cfg.max_train_pairs, cfg.seed)
+    holdout = cfg.dpo.holdout_frac if cfg.dpo.enabled else 0.0
+    pool, _ = hold_out_queries(pool, holdout, cfg.seed)
+    dev = sample_pairs(read_split(args.data, "dev")[0], cfg.max_dev_pairs, cfg.seed)
+    kept = report["kept"]
+    rows = {
+        "SFT, all pairs": baseline_row(cfg, args, pool, dev, args.out / "all"),
+        "SFT, random pairs": baseline_row(
+            cfg, args, pool.sample(n=kept, random_state=cfg.seed), dev, args.out / "random"
+        ),
     }
-    results: dict[str, dict[str, Any]] = {}
-    for name, pairs in variants.items():
-        seconds = train_on(cfg, args.data, pairs, args.out / name)
-        metrics = judge_metrics(score_judge(args.out / name, dev), dev, scale)
-        results[name] = {"train_pairs": len(pairs), "train_seconds": seconds, **metrics}
-    title = f"judge on dev ({len(dev)} pairs), trained on selected / random / all"
-    console.print(metrics_table(results, title=title))
-    summary = {"selection": report, "dev_pairs": len(dev), "judges": results}
-    print(json.dumps(summary))
+    rows |= stage_rows(summary, args.out / "lref")
+    title = f"judge on dev ({len(dev)} pairs): SFT on all / random / selected pairs, then LREF"
+    extra = [("train_examples", "trained on"), ("train_seconds", "train s")]
+    console.print(metrics_table(rows, title=title, extra=extra))
+    print(json.dumps({"selection": report, "dev_pairs": len(dev), "rows": rows}))
 
 
 if __name__ == "__main__":

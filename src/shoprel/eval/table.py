@@ -18,13 +18,24 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def metrics_table(results: dict[str, dict[str, Any]], title: str = "evaluation") -> Table:
-    """A rich table of ``{model name: metrics}``; a missing metric shows as a dash."""
+def metrics_table(
+    results: dict[str, dict[str, Any]],
+    title: str = "evaluation",
+    extra: list[tuple[str, str]] | None = None,
+) -> Table:
+    """A rich table of ``{model name: metrics}`` (plus ``extra`` (key, header) columns such as
+    training seconds); a missing value shows as a dash."""
+    columns = COLUMNS + (extra or [])
     table = Table(title=title)
     table.add_column("model")
-    for _, header in COLUMNS:
+    for _, header in columns:
         table.add_column(header, justify="right")
     for name, result in results.items():
-        cells = [result.get(key) for key, _ in COLUMNS]
-        table.add_row(name, *("-" if v is None else f"{v:.3f}" for v in cells))
+        table.add_row(name, *(_cell(result.get(key)) for key, _ in columns))
     return table
+
+
+def _cell(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3f}"
