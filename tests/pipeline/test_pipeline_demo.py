@@ -15,6 +15,7 @@ import pytest
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import run_pipeline
 from shoprel.pipeline.stages import STAGES
+from shoprel.teacher.lref.config import CotConfig, DpoConfig, SelectConfig
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,11 @@ def tiny_run(
     cfg.teacher.judge.max_train_pairs = 32
     cfg.teacher.judge.max_dev_pairs = 0
     cfg.teacher.judge.lora_r = 4
+    cfg.teacher.judge.select = SelectConfig(method="lref", frac=0.5, aux_frac=0.4)
+    cfg.teacher.judge.cot = CotConfig(
+        kinds=["ee", "ra", "dr"], max_pairs=8, batch_size=8, eval_pairs=0, max_rationale_tokens=16
+    )
+    cfg.teacher.judge.dpo = DpoConfig(enabled=True, holdout_frac=0.25, max_pool_pairs=16, top_k=4)
     cfg.teacher.cross_encoders = [str(tiny_encoder_dir)]
     cfg.teacher.cross_encoder.max_train_pairs = 64
     cfg.teacher.cross_encoder.max_dev_pairs = 50
@@ -62,6 +68,9 @@ def test_every_stage_ran(tiny_run: tuple[Path, dict]) -> None:
     assert sorted(labels["pair_id"]) == sorted(pairs["pair_id"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"bm25", "teacher", "teacher member: judge"} <= set(metrics)
+    lref = {f"teacher member: judge after {stage}" for stage in ("sft", "cot")}
+    assert lref <= set(metrics)  # the judge after each LREF stage; the last is the judge
+    assert metrics["teacher member: judge after sft"] != metrics["teacher member: judge"]
     students = {"student (distilled)", "student (labels only)", "student int8 (ONNX)"}
     assert students <= set(metrics)
     curve = json.loads((out / "eval" / "data_size.json").read_text())

@@ -156,7 +156,8 @@ def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 def evaluation_models(out: Path) -> dict[str, str]:
     """Every trained model of the run by display name: teacher members, teacher, students."""
     teacher = stage_result(out, "teacher")
-    models = {f"teacher member: {k}": v for k, v in teacher["members"].items()}
+    models = judge_stages(teacher["members"].get("judge"))
+    models |= {f"teacher member: {k}": v for k, v in teacher["members"].items()}
     if teacher["teacher"] not in teacher["members"].values():
         models["teacher"] = teacher["teacher"]
     if teacher["labeler"] not in (*teacher["members"].values(), teacher["teacher"]):
@@ -166,6 +167,17 @@ def evaluation_models(out: Path) -> dict[str, str]:
     if export["default"] == "model_int8.onnx":
         models["student int8 (ONNX)"] = export["export"]
     return models
+
+
+def judge_stages(judge: str | None) -> dict[str, str]:
+    """The judge after each LREF stage before its last (the last is the judge itself)."""
+    from shoprel.teacher.lref.runner import SUMMARY_FILE
+
+    if judge is None or not (Path(judge) / SUMMARY_FILE).is_file():
+        return {}
+    summary = json.loads((Path(judge) / SUMMARY_FILE).read_text())
+    earlier = [name for name in summary["stages"] if name not in ("select", summary["final"])]
+    return {f"teacher member: judge after {name}": str(Path(judge) / name) for name in earlier}
 
 
 def data_size_curve(out: Path, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
