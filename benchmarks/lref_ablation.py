@@ -17,7 +17,12 @@ seeded pool of train pairs (``--max-train-pairs``) it
 
 Prints the selection (size kept, kept by the rule, grade mix), the table of dev metrics with each
 row's training seconds, then one JSON object (the last line) with every row. A rerun with the same
-OUT reuses finished stages and judges.
+OUT reuses finished stages and judges. With
+
+    --pipeline-config configs/homedepot.yaml --data RUN/data --lref-dir RUN/teacher/judge
+
+the judge's settings come from the pipeline config and the LREF stages the pipeline already ran
+are reused: only the two comparison judges are trained.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from rich.console import Console
 from shoprel.eval.evaluate import read_split, sample_pairs
 from shoprel.eval.table import metrics_table
 from shoprel.io import write_json
+from shoprel.pipeline.config import load_pipeline_config
 from shoprel.teacher.lref.common import (
     judge_metrics,
     plain_stage,
@@ -64,6 +70,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cot-max-pairs", type=int, default=300, help="train pairs per CoT kind")
     parser.add_argument("--dpo", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pipeline-config",
+        type=Path,
+        help="take the judge's settings (LREF stages included) from a pipeline config instead",
+    )
+    parser.add_argument(
+        "--lref-dir", type=Path, help="where the LREF stages run or ran (default OUT/lref)"
+    )
     parser.add_argument("--quick", action="store_true", help="600-pair pool, 200 dev pairs")
     return parser
 
@@ -109,6 +123,11 @@ def stage_examples(name: str, record: dict[str, Any]) -> int:
 
 
 def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
+    if args.pipeline_config:
+        judge = load_pipeline_config(args.pipeline_config).teacher.judge
+        if judge.select.method != "lref":
+            raise SystemExit(f"{args.pipeline_config}: teacher.judge.select.method is not lref")
+        return judge
     kinds = [k for k in args.cot.split(",") if k]
     return TeacherTrainConfig(
         base=args.base,
@@ -135,9 +154,10 @@ def main() -> None:
         args.max_train_pairs, args.max_dev_pairs = 600, 200
     cfg = make_config(args)
     console = Console()
-    train_teacher(cfg, args.data, args.out / "lref", resume=True)
-    summary = json.loads((args.out / "lref" / SUMMARY_FILE).read_text())
-    found = read_selection(args.out / "lref" / "select")
+    lref_dir = args.lref_dir or args.out / "lref"
+    train_teacher(cfg, args.data, lref_dir, resume=True)
+    summary = json.loads((lref_dir / SUMMARY_FILE).read_text())
+    found = read_selection(lref_dir / "select")
     assert found is not None, "the LREF run left no selection"
     report = found[1]
     kept_by = report["kept_by"]
@@ -158,7 +178,7 @@ def main() -> None:
             cfg, args, pool.sample(n=kept, random_state=cfg.seed), dev, args.out / "random"
         ),
     }
-    rows |= stage_rows(summary, args.out / "lref")
+    rows |= stage_rows(summary, lref_dir)
     title = f"judge on dev ({len(dev)} pairs): SFT on all / random / selected pairs, then LREF"
     extra = [("train_examples", "trained on"), ("train_seconds", "train s")]
     console.print(metrics_table(rows, title=title, extra=extra))
