@@ -46,3 +46,12 @@ def test_ablation_rows_and_a_rerun_reuses_them(
     stamp = row_file.stat().st_mtime_ns
     assert run_script(args, capsys)["rows"] == rows
     assert row_file.stat().st_mtime_ns == stamp
+
+
+def test_a_pipeline_config_without_lref_selection_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("name: x\nteacher:\n  judge:\n    select: {method: random}\n")
+    with pytest.raises(SystemExit, match="select.method is not lref"):
+        run_script(["--data", str(tmp_path), "--pipeline-config", str(config)], capsys)
