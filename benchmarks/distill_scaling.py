@@ -16,6 +16,10 @@ cross-fitted over two query-disjoint halves of the sample (a teacher's grade dis
 used, so all models are treated alike). The trainer picks its best epoch on the dev sample of the
 same size and seed.
 
+Each distilled student is compared with the label-only student on pairwise accuracy and AUC by a
+paired bootstrap over whole queries (the difference, its 95% interval and the share of resamples
+where the distilled student is not ahead), printed as a second table and kept in the JSON file.
+
 Resumable: a point whose ``OUT/points/NAME.json`` holds the same settings is not trained again.
 Writes ``OUT/distill_scaling.json`` and ``OUT/distill_scaling.png``; prints a table, then one JSON
 object (the last line): ``points`` (one per share: ``augmented_pairs, pairwise_accuracy, auc,
@@ -32,8 +36,10 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.table import Table
 
 from shoprel.eval.evaluate import align_scores, evaluate_scores, read_scores, read_split
+from shoprel.eval.significance import paired_bootstrap, ranking_metric_fns
 from shoprel.eval.table import metrics_table
 from shoprel.io import atomic_path, trained_with, write_json, write_parquet
 from shoprel.scoring import load_scorer
@@ -118,7 +124,7 @@ def run_point(
     if not trained_with(model_dir, META_FILE, asdict(cfg)):
         train_cross_encoder(cfg, args.data, model_dir)
     train = json.loads((model_dir / META_FILE).read_text())["train"]
-    point = evaluate(sample, load_scorer(model_dir).predict(sample), args) | {
+    point = evaluate(sample, student_scores(name, args, sample), args) | {
         "augmented_pairs": train["augmented_pairs"],
         "train_pairs": train["train_pairs"],
         "train_seconds": train["seconds"],
@@ -127,6 +133,35 @@ def run_point(
     }
     write_json(point, done)
     return point
+
+
+def student_scores(name: str, args: argparse.Namespace, sample: pd.DataFrame) -> pd.DataFrame:
+    """The student's scores of ``sample``, cached beside the points (computed once)."""
+    cached = args.out / "scores" / f"{name}.{args.split}.parquet"
+    if not cached.is_file():
+        scores = load_scorer(args.out / "students" / name).predict(sample)
+        write_parquet(scores[["pair_id", "score"]], cached)
+    return pd.read_parquet(cached)
+
+
+def against_label_only(
+    names: list[str], args: argparse.Namespace, sample: pd.DataFrame
+) -> dict[str, dict[str, Any]]:
+    """Each distilled student minus the label-only student on pairwise accuracy and AUC, with a
+    95% interval from resampling whole queries (paired: both scored on the same draw)."""
+    _, scale = read_split(args.data, args.split)
+    aligned = {
+        name: align_scores(sample, student_scores(name, args, sample), name)["score"].to_numpy()
+        for name in ["label-only", *names]
+    }
+    fns = ranking_metric_fns(scale)
+    return {
+        name: {
+            key: paired_bootstrap(sample, aligned[name], aligned["label-only"], fn, seed=args.seed)
+            for key, fn in fns.items()
+        }
+        for name in names
+    }
 
 
 def evaluate(
@@ -149,6 +184,21 @@ def teacher_point(args: argparse.Namespace, sample: pd.DataFrame) -> dict[str, A
         scores, source = pd.read_parquet(cached), str(args.teacher)
     aligned = align_scores(sample, scores[["pair_id", "score"]], source)
     return evaluate(sample, aligned, args) | {"augmented_pairs": None}
+
+
+def versus_table(versus: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="distilled minus label-only (95% interval over query resamples)")
+    table.add_column("student")
+    for key in ("pairwise_accuracy", "auc"):
+        table.add_column(f"{key} diff [low, high]", justify="right")
+        table.add_column("P(not better)", justify="right")
+    for name, by_metric in versus.items():
+        cells = []
+        for found in by_metric.values():
+            cells += [f"{found['diff']:+.4f} [{found['low']:+.4f}, {found['high']:+.4f}]"]
+            cells += [f"{found['p_not_better']:.3f}"]
+        table.add_row(name, *cells)
+    return table
 
 
 def plot(points: list[dict], label_only: dict, teacher: dict, path: Path, title: str) -> None:
@@ -194,8 +244,12 @@ def main() -> None:
     }
     table = {"teacher": teacher, "label-only": label_only}
     table |= {f"student +{p['augmented_pairs']} aug": p for p in points}
-    write_json(summary | {"details": table, "quick": args.quick}, args.out / "distill_scaling.json")
-    Console(width=160).print(metrics_table(table, title=title))
+    versus = against_label_only(list(results), args, sample)
+    details = {"details": table, "vs_label_only": versus, "quick": args.quick}
+    write_json(summary | details, args.out / "distill_scaling.json")
+    console = Console(width=160)
+    console.print(metrics_table(table, title=title))
+    console.print(versus_table(versus))
     print(json.dumps(summary))
 
 

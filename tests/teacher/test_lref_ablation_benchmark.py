@@ -53,5 +53,5 @@ def test_a_pipeline_config_without_lref_selection_is_refused(
 ) -> None:
     config = tmp_path / "run.yaml"
     config.write_text("name: x\nteacher:\n  judge:\n    select: {method: random}\n")
-    with pytest.raises(SystemExit, match="select.method is not lref"):
+    with pytest.raises(SystemExit, match=r"select\.method is not lref"):
         run_script(["--data", str(tmp_path), "--pipeline-config", str(config)], capsys)
