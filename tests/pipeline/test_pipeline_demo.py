@@ -15,6 +15,7 @@ import pytest
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import run_pipeline
 from shoprel.pipeline.stages import STAGES
+from shoprel.student.data import take_queries
 from shoprel.teacher.lref.config import CotConfig, DpoConfig, SelectConfig
 
 
@@ -63,6 +64,11 @@ def test_every_stage_ran(tiny_run: tuple[Path, dict]) -> None:
     assert not any(r["skipped"] for r in records.values())
     teacher = records["teacher"]["result"]
     assert teacher["labeler"] != teacher["teacher"]  # the judge was left out of the labeler
+    train = pd.read_parquet(out / "data" / "train.parquet")
+    students_train = take_queries(train, 200, 0)  # student.model.max_train_pairs, seed
+    labeled_train = pd.read_parquet(out / "labels-train" / "labels.parquet")
+    assert sorted(labeled_train["pair_id"]) == sorted(students_train["pair_id"])
+    assert len(labeled_train) < len(train)  # only what the students learn from is labeled
     labels = pd.read_parquet(out / "labels-augment" / "labels.parquet")
     pairs = pd.read_parquet(out / "augment" / "pairs.parquet")
     assert sorted(labels["pair_id"]) == sorted(pairs["pair_id"])

@@ -54,7 +54,7 @@ def labels_student(
 def test_labels_student_scores_on_the_label_scale(labels_student: Path, demo_data: Path) -> None:
     meta = json.loads((labels_student / META_FILE).read_text())
     assert meta["scale"] == "esci" and meta["activation"] == "sigmoid"
-    assert meta["train"]["train_pairs"] == 256 and meta["train"]["loss"] == "labels"
+    assert 256 <= meta["train"]["train_pairs"] < 300 and meta["train"]["loss"] == "labels"
     epochs = (labels_student / "dev_metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in epochs] == [1.0, 2.0]
     best = json.loads((labels_student / "dev_metrics.json").read_text())

@@ -97,3 +97,19 @@ def test_config_picks_the_loss_and_checks_it() -> None:
         StudentTrainConfig(labels=["a"], augment_frac=1.5)
     with pytest.raises(ValueError, match="loss: expected one of"):
         StudentTrainConfig(labels=["a"], loss="listnet")
+
+
+@pytest.mark.parametrize("loss", ["margin-mse", "mse"])
+def test_every_loss_learns_from_the_same_train_queries(
+    label_dirs: tuple[Path, Path], demo_data: Path, loss: str
+) -> None:
+    """The label-only student and a distilled one with the same ``max_train_pairs`` and seed see
+    the same whole train queries, so that comparing them compares the targets only."""
+    from shoprel.student.train import student_pairs
+
+    dirs = [str(d) for d in label_dirs]
+    human, _ = student_pairs(StudentTrainConfig(loss="labels", max_train_pairs=400), demo_data)
+    cfg = StudentTrainConfig(loss=loss, labels=dirs, augment_frac=0.0, max_train_pairs=400)
+    distilled, _ = student_pairs(cfg, demo_data)
+    assert set(human["query_id"]) == set(distilled["query_id"])
+    assert len(human) >= 400 and human.groupby("query_id").size().sum() == len(human)

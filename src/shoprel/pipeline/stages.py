@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from shoprel.io import trained_with, write_json
+from shoprel.io import trained_with, write_json, write_parquet
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
 
@@ -108,12 +108,26 @@ def run_label(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     labeler = stage_result(out, "teacher")["labeler"]
     jobs = {
         "labels-augment": out / "augment" / "pairs.parquet",
-        "labels-train": out / "data" / "train.parquet",
+        "labels-train": students_train_pairs(cfg, out),
     }
     return {
         name: label_pairs(labeler, pairs, out / name, cfg.label, replace=True)
         for name, pairs in jobs.items()
     }
+
+
+def students_train_pairs(cfg: PipelineConfig, out: Path) -> Path:
+    """The train split, or the whole queries the students learn from where
+    ``student.model.max_train_pairs`` caps them: the teacher labels nothing that goes unused."""
+    from shoprel.student.data import take_queries
+
+    train = out / "data" / "train.parquet"
+    model = cfg.student.model
+    if not model.max_train_pairs:
+        return train
+    sample = out / "labels-train-input" / "train.parquet"
+    write_parquet(take_queries(pd.read_parquet(train), model.max_train_pairs, model.seed), sample)
+    return sample
 
 
 def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:

@@ -42,7 +42,7 @@ import pandas as pd
 
 from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
-from shoprel.eval.evaluate import read_split, sample_pairs
+from shoprel.eval.evaluate import read_split
 from shoprel.io import write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import Scorer
@@ -74,9 +74,10 @@ class StudentTrainConfig:
         labels (list[str], defaults to none): teacher label dirs (``shoprel label``).
         augment_frac (float, defaults to 1.0): share of the augmented pairs kept, by whole query.
         fields (list[str], defaults to brand, category): product fields after the title.
-        max_train_pairs (int, defaults to 0 = all): a seeded sample of the train split's pairs
-            (teacher losses: whole queries of the teacher-scored train pairs; augmented pairs are
-            governed by ``augment_frac``).
+        max_train_pairs (int, defaults to 0 = all): about this many train-split pairs, whole
+            queries chosen by a seeded hash, so that every loss learns from the same queries
+            (teacher losses: their teacher scores; augmented pairs are governed by
+            ``augment_frac``).
         max_dev_pairs (int, defaults to 2000; 0 = all): dev pairs scored after each epoch, whole
             queries.
     Training:
@@ -187,7 +188,7 @@ def student_pairs(cfg: StudentTrainConfig, data_dir: str | Path) -> tuple[pd.Dat
     """The pairs to train on, with the target mapped to [0, 1] in column ``unit_target``."""
     train, scale = read_split(data_dir, "train")
     if cfg.loss == "labels":
-        pairs = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
+        pairs = take_queries(train, cfg.max_train_pairs, cfg.seed) if cfg.max_train_pairs else train
         return pairs.assign(**{TARGET: to_unit(pairs["label"], scale)}), scale
     labels = read_teacher_labels(cfg.labels)
     check_scale(labels, scale)
