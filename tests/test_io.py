@@ -1,0 +1,40 @@
+"""Atomic writes and the finished-model check."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from shoprel.io import atomic_path, trained_with, write_json
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    write_json({"v": 1}, path)
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("stopped")
+    assert path.read_text().strip().replace(" ", "").replace("\n", "") == '{"v":1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_outputs_are_readable_by_others_as_the_umask_allows(tmp_path: Path) -> None:
+    before = os.umask(0o022)
+    try:
+        write_json({}, tmp_path / "report.json")
+    finally:
+        os.umask(before)
+    mode = stat.S_IMODE((tmp_path / "report.json").stat().st_mode)
+    assert mode & stat.S_IROTH and mode & stat.S_IRGRP  # not mkstemp's 0600
+
+
+def test_trained_with_needs_the_meta_file_and_the_same_settings(tmp_path: Path) -> None:
+    settings = {"base": "minilm-l6", "labels": ("a", "b"), "lr": 5e-5}
+    assert not trained_with(tmp_path, "meta.json", settings)
+    write_json({"train": {"base": "minilm-l6", "labels": ["a", "b"], "lr": 5e-5, "seconds": 3}},
+               tmp_path / "meta.json")  # fmt: skip
+    assert trained_with(tmp_path, "meta.json", settings)  # a tuple saved as a list still matches
+    assert not trained_with(tmp_path, "meta.json", settings | {"lr": 1e-4})
