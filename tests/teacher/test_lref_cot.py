@@ -69,7 +69,7 @@ def test_sft_trainer_learns_the_answers_only(
     cfg = TeacherTrainConfig(base=str(tiny_base), cot={"kinds": ["ee"]})
     trainer = SFTTrainer(
         model=model,
-        args=sft_arguments(cfg, model, tmp_path),
+        args=sft_arguments(cfg, model, tmp_path, len(examples)),
         train_dataset=to_dataset(examples, max_length=384, seed=0),
         processing_class=prompts.tokenizer,
     )
@@ -100,3 +100,11 @@ def test_cot_scoring_reads_the_grade_after_generated_reasoning(
     assert not np.allclose(probs, direct, atol=1e-4)  # another prompt, then the reasoning
     with pytest.raises(ValueError, match="scoring mode"):
         TeacherScorer.from_base(str(tiny_base), "esci", mode="verbose")
+
+
+def test_warmup_is_five_percent_of_the_steps_and_none_for_short_runs() -> None:
+    from shoprel.teacher.lref.common import warmup_steps
+
+    assert warmup_steps(examples=4, batch_size=8, grad_accum=1, epochs=1) == 0
+    assert warmup_steps(examples=300, batch_size=8, grad_accum=1, epochs=1) == 1  # 38 steps
+    assert warmup_steps(examples=800, batch_size=8, grad_accum=1, epochs=2) == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import replace
@@ -122,14 +123,25 @@ def publish(stage_dir: Path, out: Path) -> None:
     os.replace(out / f".{META_FILE}.tmp", out / META_FILE)
 
 
-def lora_trainer_arguments(cfg: Any, model: Any, out: Path) -> dict[str, Any]:
+def warmup_steps(examples: int, batch_size: int, grad_accum: int, epochs: float) -> int:
+    """5% of the optimizer steps, rounded down: a run of under 20 steps has no warmup (a
+    one-step run that started from a learning rate of 0 would not move at all)."""
+    steps = math.ceil(examples / (batch_size * grad_accum)) * epochs
+    return int(0.05 * steps)
+
+
+def lora_trainer_arguments(
+    cfg: Any, model: Any, out: Path, examples: int, batch_size: int, epochs: float
+) -> dict[str, Any]:
     """Arguments every LREF stage trainer (TRL SFT and DPO configs) shares."""
     return {
         "output_dir": str(out),
+        "num_train_epochs": epochs,
+        "per_device_train_batch_size": batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "gradient_checkpointing": False,
         "lr_scheduler_type": "linear",
-        "warmup_steps": 0.05,
+        "warmup_steps": warmup_steps(examples, batch_size, cfg.grad_accum, epochs),
         "logging_steps": cfg.logging_steps,
         "save_strategy": "no",
         "report_to": [],

@@ -155,17 +155,15 @@ def to_dataset(examples: list[Example], max_length: int, seed: int) -> Any:
     return data.shuffle(seed=seed)
 
 
-def sft_arguments(cfg: Any, model: Any, out: Path) -> Any:
+def sft_arguments(cfg: Any, model: Any, out: Path, examples: int) -> Any:
     from trl import SFTConfig
 
     cot = cfg.cot
     return SFTConfig(
-        num_train_epochs=cot.epochs,
         learning_rate=cot.learning_rate,
-        per_device_train_batch_size=cot.batch_size,
         max_length=cot.max_length,
         completion_only_loss=True,
-        **lora_trainer_arguments(cfg, model, out),
+        **lora_trainer_arguments(cfg, model, out, examples, cot.batch_size, cot.epochs),
     )
 
 
@@ -254,8 +252,8 @@ def train_phases(
             pairs, true, prompts, cfg.cot.direct_frac, len(examples), cfg.seed + step
         )
         started = time.perf_counter()
-        args = sft_arguments(cfg, model, out / "checkpoints" / kind)
         dataset = to_dataset(examples + direct, cfg.cot.max_length, cfg.seed)
+        args = sft_arguments(cfg, model, out / "checkpoints" / kind, len(dataset))
         trainer = train_phase(model, tokenizer, dataset, args, peft)
         model, peft = trainer.model, None  # later kinds continue the same adapter
         records.append(_phase_record(kind, examples, direct, trainer, started))

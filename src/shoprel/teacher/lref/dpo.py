@@ -89,18 +89,16 @@ def _dpo_trainer_class() -> type:
     return PretokenizedDPOTrainer
 
 
-def dpo_arguments(cfg: Any, model: Any, out: Path) -> Any:
+def dpo_arguments(cfg: Any, model: Any, out: Path, pairs: int) -> Any:
     from trl import DPOConfig
 
     dpo = cfg.dpo
     return DPOConfig(
         beta=dpo.beta,
         loss_type=[dpo.loss_type],
-        num_train_epochs=dpo.epochs,
         learning_rate=dpo.learning_rate,
-        per_device_train_batch_size=dpo.batch_size,
         max_length=dpo.max_length,
-        **lora_trainer_arguments(cfg, model, out),
+        **lora_trainer_arguments(cfg, model, out, pairs, dpo.batch_size, dpo.epochs),
     )
 
 
@@ -126,7 +124,7 @@ def train_dpo(
     )
     trainer = _dpo_trainer_class()(
         model=model,
-        args=dpo_arguments(cfg, model, out / "checkpoints"),
+        args=dpo_arguments(cfg, model, out / "checkpoints", len(data)),
         train_dataset=data,
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
