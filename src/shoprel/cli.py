@@ -302,13 +302,19 @@ def pipeline(
     from_stage: Annotated[
         str | None, typer.Option("--from", help="redo this stage and the ones after it")
     ] = None,
+    show_config: Annotated[
+        bool, typer.Option(help="print every key of the config, defaults filled in, and stop")
+    ] = False,
 ) -> None:
     """Every stage from one config; stages whose inputs did not change are skipped."""
-    from shoprel.pipeline.config import load_pipeline_config
+    from shoprel.pipeline.config import config_yaml, load_pipeline_config
     from shoprel.pipeline.runner import run_pipeline
     from shoprel.pipeline.stages import STAGES
 
     cfg = load_pipeline_config(config, data)
+    if show_config:
+        typer.echo(config_yaml(cfg), nl=False)
+        return
     run_dir = out or Path("runs") / cfg.name
     records = run_pipeline(cfg, run_dir, STAGES, from_stage)
     for name, record in records.items():

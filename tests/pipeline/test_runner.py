@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shoprel.io import write_json
-from shoprel.pipeline.config import PipelineConfig, load_pipeline_config
+from shoprel.pipeline.config import PipelineConfig, config_yaml, load_pipeline_config
 from shoprel.pipeline.runner import Stage, StageError, run_pipeline
 
 
@@ -107,3 +107,17 @@ def test_a_rerun_stage_reuses_models_finished_with_the_same_settings(
     cfg.student.model.learning_rate *= 2
     run_student(cfg, tmp_path)
     assert trained[4:] == ["student", "student-labels", "student-augment-0.5"]
+
+
+def test_show_config_prints_every_key_and_reads_back_the_same(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from shoprel.cli import app
+
+    shipped = Path(__file__).parents[2] / "configs" / "quickstart.yaml"
+    done = CliRunner().invoke(app, ["pipeline", "--config", str(shipped), "--show-config"])
+    assert done.exit_code == 0, done.output
+    assert "curve_fracs:" in done.output and "bm25_k: 3" in done.output  # a default and a set key
+    printed = tmp_path / "full.yaml"
+    printed.write_text(done.output)
+    assert config_yaml(load_pipeline_config(printed)) == done.output

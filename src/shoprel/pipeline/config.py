@@ -6,7 +6,7 @@ in ``data.inputs`` are taken from the working directory, as on the command line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +93,11 @@ def load_pipeline_config(path: str | Path, data: list[str] | None = None) -> Pip
     cfg = from_dict(PipelineConfig, values, str(path))
     cfg.data.inputs = [Path(p) for p in (data or cfg.data.inputs)]
     return cfg
+
+
+def config_yaml(cfg: PipelineConfig) -> str:
+    """Every key of ``cfg`` as YAML, in the order the dataclasses declare them."""
+    import json
+
+    plain = json.loads(json.dumps(asdict(cfg), default=str))  # paths as strings
+    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
