@@ -121,3 +121,30 @@ def test_show_config_prints_every_key_and_reads_back_the_same(tmp_path: Path) ->
     printed = tmp_path / "full.yaml"
     printed.write_text(done.output)
     assert config_yaml(load_pipeline_config(printed)) == done.output
+
+
+def test_a_stopped_lref_judge_resumes_and_new_settings_start_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shoprel.teacher.train as teacher_train
+    from shoprel.pipeline.stages import _judge
+    from shoprel.teacher.lref.config import SelectConfig
+
+    calls: list[bool] = []
+
+    def fake_train(cfg: Any, data_dir: Path, out: Path, resume: bool = False) -> Path:
+        calls.append(resume)
+        (Path(out) / "select").mkdir(parents=True, exist_ok=True)  # a stage dir it left
+        return Path(out)
+
+    monkeypatch.setattr(teacher_train, "train_teacher", fake_train)
+    judge = PipelineConfig().teacher.judge
+    judge.select = SelectConfig(method="random", frac=0.5)
+    model_dir = tmp_path / "teacher" / "judge"
+    _judge(judge, tmp_path, model_dir)
+    _judge(judge, tmp_path, model_dir)  # the same settings: the stages resume
+    assert calls == [False, True] and (model_dir / "select").is_dir()
+    judge.select.frac = 0.25
+    (model_dir / "select" / "stale.txt").write_text("from the old settings")
+    _judge(judge, tmp_path, model_dir)
+    assert calls[2] is False and not (model_dir / "select" / "stale.txt").exists()

@@ -9,6 +9,7 @@ latency), ``eval/`` and ``metrics.json``, ``report.html``, ``stages/`` (records)
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import pandas as pd
 from shoprel.io import trained_with, write_json, write_parquet
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
+
+JUDGE_SETTINGS = "pipeline_judge.json"  # the settings an LREF judge dir was started with
 
 
 def stage_result(out: Path, name: str) -> dict[str, Any]:
@@ -68,13 +71,22 @@ def run_teacher(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 
 def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
-    """Train the judge, or reuse the one a stopped run finished with the same settings
-    (LREF judges are built in stages and always retrained)."""
+    """Train the judge, or reuse what a stopped run did with the same settings: a finished
+    judge, or the finished LREF stages (the rest resumes; other settings start afresh)."""
     from shoprel.teacher.model import META_FILE
     from shoprel.teacher.train import train_teacher
 
-    if judge_cfg.lref_stages or not trained_with(model_dir, META_FILE, asdict(judge_cfg)):
-        train_teacher(judge_cfg, out / "data", model_dir)
+    settings = json.loads(json.dumps(asdict(judge_cfg), default=str))
+    if not judge_cfg.lref_stages:
+        if not trained_with(model_dir, META_FILE, settings):
+            train_teacher(judge_cfg, out / "data", model_dir)
+        return str(model_dir)
+    record = model_dir / JUDGE_SETTINGS
+    same = record.is_file() and json.loads(record.read_text()) == settings
+    if not same:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        write_json(settings, record)
+    train_teacher(judge_cfg, out / "data", model_dir, resume=same)
     return str(model_dir)
 
 
