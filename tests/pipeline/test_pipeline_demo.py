@@ -97,6 +97,11 @@ def test_report_holds_the_table_and_the_plots(tiny_run: tuple[Path, dict]) -> No
     metrics = json.loads((out / "metrics.json").read_text())
     for name in metrics:
         assert f"<td>{name}</td>" in page
+    card = json.loads((out / "data" / "card.json").read_text())
+    splits = page[page.index('<table id="splits">') :]
+    splits = splits[: splits.index("</table>")]
+    for split, facts in card["splits"].items():  # a row per split, its pair count beside it
+        assert f"<td>{split}</td><td>{facts['pairs']:,}</td>" in splits
     # reliability, scores and confusion of teacher and student, two data-size plots, latency
     assert len(re.findall(r'src="data:image/png;base64,', page)) >= 8
     assert "http://" not in page and "https://" not in page  # opens offline

@@ -41,6 +41,10 @@ figcaption { font-size: 12px; color: #555; max-width: 600px; }
 <table id="data-card"><tr><th>field</th><th>value</th></tr>
 {% for key, value in card %}<tr><td>{{ key }}</td><td>{{ value }}</td></tr>{% endfor %}
 </table>
+<table id="splits"><tr><th>split</th><th>pairs</th><th>queries</th><th>products</th>
+{% for grade in grades %}<th>{{ grade }}</th>{% endfor %}</tr>
+{% for row in splits %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}
+</table>
 <h2>Metrics on the {{ split }} split</h2>
 <table id="metrics"><tr><th>model</th>
 {% for _, title in columns %}<th>{{ title }}</th>{% endfor %}</tr>
@@ -64,9 +68,21 @@ def _card_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         (k, f"{card[k]:,}" if isinstance(card[k], int) else str(card[k])) for k in keys if k in card
     ]
-    for name in ("splits", "grade_counts", "rejects_by_reason"):
-        if card.get(name):
-            rows.append((name, json.dumps(card[name])))
+    if card.get("rejects_by_reason"):
+        rows.append(("rejects_by_reason", json.dumps(card["rejects_by_reason"])))
+    return rows
+
+
+def _split_rows(card: dict[str, Any], grades: list[str]) -> list[list[str]]:
+    """One row per split (pairs, queries, products, pairs per grade), then the total."""
+    rows = []
+    for split, facts in card.get("splits", {}).items():
+        counts = facts.get("grade_counts", {})
+        sizes = [facts.get(k, 0) for k in ("pairs", "queries", "products")]
+        rows.append([split, *(f"{n:,}" for n in sizes + [counts.get(g, 0) for g in grades])])
+    total = card.get("grade_counts", {})
+    sizes = [card.get(k, 0) for k in ("pairs", "queries", "products")]
+    rows.append(["all", *(f"{n:,}" for n in sizes + [total.get(g, 0) for g in grades])])
     return rows
 
 
@@ -155,6 +171,8 @@ def build_report(run: str | Path, name: str | None = None) -> Path:
     page = Template(TEMPLATE, autoescape=True).render(
         name=name or run.name,
         card=_card_rows(card),
+        grades=list(scale.grades),
+        splits=_split_rows(card, list(scale.grades)),
         split=evaluation["split"],
         columns=COLUMNS,
         rows=_metric_rows(evaluation["models"]),
