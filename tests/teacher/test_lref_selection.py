@@ -146,3 +146,18 @@ def test_stage_config_keys_are_checked(tmp_path: Path) -> None:
     assert cfg.lref_stages == ["select", "cot", "dpo"] and cfg.cot.kinds == ["ee", "dr"]
     with pytest.raises(ValueError, match=r"dpo\.top_k"):
         TeacherTrainConfig(dpo={"top_k": 1})
+
+
+def test_a_cross_encoder_near_the_mean_is_read_by_rank_not_by_nearest_grade() -> None:
+    """Scores squeezed around the mean (a briefly trained regressor) but ranked right: by
+    nearest grade they all say "partial"; by rank they give back the grades they learned."""
+    from shoprel.data.schema import SCALES
+    from shoprel.teacher.lref.selection import by_rank
+
+    hd = SCALES["homedepot"]
+    labels = np.array([1.0] * 20 + [2.0] * 40 + [3.0] * 40)
+    scores = 2.35 + 0.01 * (labels - 2.0) + np.linspace(0, 0.001, len(labels))  # ranked right
+    assert set(hd.nearest_grade(scores)) == {hd.nearest_grade(np.array([2.35]))[0]}
+    mapped = by_rank(scores, labels)
+    assert (hd.nearest_grade(mapped) == hd.nearest_grade(labels)).mean() >= 0.95
+    assert np.array_equal(np.argsort(mapped, kind="stable"), np.argsort(scores, kind="stable"))

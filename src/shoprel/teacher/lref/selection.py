@@ -214,17 +214,34 @@ def _subset_data_dir(data_dir: Path, pairs: pd.DataFrame, out: Path) -> Path:
     return out
 
 
-def aux_probabilities(model_dir: Path, pairs: pd.DataFrame, scale: GradeScale) -> np.ndarray:
-    """Grade probabilities of a saved model: a judge's own, or a cross-encoder's score spread
-    over its two neighbouring grades."""
+def aux_probabilities(
+    model_dir: Path, pairs: pd.DataFrame, scale: GradeScale, learned_labels: np.ndarray
+) -> np.ndarray:
+    """Grade probabilities of a saved model: a judge's own, or a cross-encoder's score put on
+    the label scale by rank (``by_rank`` against the labels it learned) and spread over its two
+    neighbouring grades."""
     from shoprel.scoring import load_scorer
 
     scores = load_scorer(model_dir).predict(pairs, progress=True)
     columns = [f"p_{g}" for g in scale.grades]
     if all(c in scores.columns for c in columns):
         return scores[columns].to_numpy(float)
-    clipped = np.clip(scores["score"].to_numpy(float), scale.low, scale.high)
+    values = by_rank(scores["score"].to_numpy(float), learned_labels)
+    clipped = np.clip(values, scale.low, scale.high)
     return np.array([scale.soft_target(float(s)) for s in clipped])
+
+
+def by_rank(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each score replaced by the quantile of ``labels`` at the score's own percentile.
+
+    A cross-encoder trained briefly on labels regresses to their mean: read by nearest grade,
+    it predicts the middle grade for nearly every pair, and LREF's rule sees a model that is
+    right exactly where that grade is true. Mapped by rank, its predictions keep its ranking and
+    follow the grade mix it learned from."""
+    from scipy.stats import rankdata
+
+    percentiles = (rankdata(scores) - 0.5) / len(scores)
+    return np.quantile(np.asarray(labels, dtype=float), percentiles)
 
 
 # --------------------------------------------------------------------------- the stage
@@ -287,13 +304,12 @@ def _lref(
     probs = {}
     for seed, (name, sample) in enumerate(samples.items(), start=cfg.seed):
         model_dir = train_aux(cfg, data_dir, sample, out / "aux" / name, seed)
-        probs[name] = aux_probabilities(model_dir, pool, scale)
+        probs[name] = aux_probabilities(model_dir, pool, scale, sample["label"].to_numpy())
     targets = np.stack(pool["target"].to_numpy()).astype(float)
     confused = confusion_grades(true, targets, probs["im"])
     ms_pairs = _relabelled(pool, confused, scale).sample(n=n_aux, random_state=cfg.seed + 2)
-    probs["ms"] = aux_probabilities(
-        train_aux(cfg, data_dir, ms_pairs, out / "aux" / "ms", cfg.seed + 2), pool, scale
-    )
+    ms_dir = train_aux(cfg, data_dir, ms_pairs, out / "aux" / "ms", cfg.seed + 2)
+    probs["ms"] = aux_probabilities(ms_dir, pool, scale, ms_pairs["label"].to_numpy())
     aux = AuxPredictions(**probs)
     kept = lref_selection(pool["pair_id"], true, aux, n_keep)
     flags = lref_rule(true, aux)
