@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
-from shoprel.eval.evaluate import read_split, sample_pairs
+from shoprel.data.schema import GradeScale
 from shoprel.eval.table import metrics_table
 from shoprel.io import write_json
 from shoprel.pipeline.config import load_pipeline_config
@@ -46,7 +46,7 @@ from shoprel.teacher.lref.common import (
     read_stage_metrics,
     score_judge,
 )
-from shoprel.teacher.lref.runner import HEADLINE, SUMMARY_FILE, hold_out_queries
+from shoprel.teacher.lref.runner import HEADLINE, SUMMARY_FILE, lref_splits
 from shoprel.teacher.lref.selection import read_selection
 from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
@@ -87,6 +87,7 @@ def baseline_row(
     args: argparse.Namespace,
     pairs: pd.DataFrame,
     dev: pd.DataFrame,
+    scale: GradeScale,
     out: Path,
 ) -> dict[str, Any]:
     """The judge trained on ``pairs`` without LREF stages, scored on dev (reused when finished)."""
@@ -96,7 +97,7 @@ def baseline_row(
     started = time.perf_counter()
     train_teacher(plain_stage(cfg, max_train_pairs=0, max_dev_pairs=0), args.data, out, pairs=pairs)
     seconds = round(time.perf_counter() - started, 1)
-    metrics = judge_metrics(score_judge(out, dev), dev, read_split(args.data, "dev")[1])
+    metrics = judge_metrics(score_judge(out, dev), dev, scale)
     row = {"train_examples": len(pairs), "train_seconds": seconds}
     row |= {k: metrics[k] for k in HEADLINE}
     write_json(row, done)
@@ -166,16 +167,12 @@ def main() -> None:
         f"(by the rule {kept_by.get('rule', 0)}, filled {kept_by.get('fill', 0)}); "
         f"grade mix {report['grade_mix']['kept']} (pool {report['grade_mix']['pool']})"
     )
-    # the pool and dev sample exactly as the LREF run drew them
-    pool = sample_pairs(read_split(args.data, "train")[0], cfg.max_train_pairs, cfg.seed)
-    holdout = cfg.dpo.holdout_frac if cfg.dpo.enabled else 0.0
-    pool, _ = hold_out_queries(pool, holdout, cfg.seed)
-    dev = sample_pairs(read_split(args.data, "dev")[0], cfg.max_dev_pairs, cfg.seed)
+    pool, _, dev, scale = lref_splits(cfg, args.data)  # as the LREF run drew them
     kept = report["kept"]
     rows = {
-        "SFT, all pairs": baseline_row(cfg, args, pool, dev, args.out / "all"),
+        "SFT, all pairs": baseline_row(cfg, args, pool, dev, scale, args.out / "all"),
         "SFT, random pairs": baseline_row(
-            cfg, args, pool.sample(n=kept, random_state=cfg.seed), dev, args.out / "random"
+            cfg, args, pool.sample(n=kept, random_state=cfg.seed), dev, scale, args.out / "random"
         ),
     }
     rows |= stage_rows(summary, lref_dir)

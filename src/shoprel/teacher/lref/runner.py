@@ -61,16 +61,25 @@ def _done(stage_dir: Path, needs_model: bool = True) -> bool:
     return has_model and read_stage_metrics(stage_dir) is not None
 
 
-def train_lref(cfg: Any, data_dir: str | Path, out: str | Path, resume: bool = False) -> Path:
-    """Run the stages ``cfg`` switches on; ``out`` ends up holding the final judge."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def lref_splits(
+    cfg: Any, data_dir: str | Path
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, GradeScale]:
+    """The seeded pairs the stages draw from: the train pool, the queries held out of it for
+    DPO, the dev sample (empty when ``max_dev_pairs`` is 0) and the scale."""
     train, scale = read_split(data_dir, "train")
     dev, _ = read_split(data_dir, "dev")
     train = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
     dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
     holdout = cfg.dpo.holdout_frac if cfg.dpo.enabled else 0.0
     train, held_out = hold_out_queries(train, holdout, cfg.seed)
+    return train, held_out, dev, scale
+
+
+def train_lref(cfg: Any, data_dir: str | Path, out: str | Path, resume: bool = False) -> Path:
+    """Run the stages ``cfg`` switches on; ``out`` ends up holding the final judge."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, held_out, dev, scale = lref_splits(cfg, data_dir)
     selected = _select(cfg, data_dir, train, scale, out / "select", resume)
     last = _sft(cfg, data_dir, selected, dev, scale, out / "sft", resume)
     if cfg.cot.enabled and not (resume and _done(out / "cot")):
