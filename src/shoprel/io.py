@@ -49,6 +49,11 @@ def write_jsonl(rows: list[dict[str, Any]], path: str | Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` as it reads back from JSON: tuples become lists, paths strings."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def trained_with(model_dir: str | Path, meta_file: str, settings: dict[str, Any]) -> bool:
     """Whether ``model_dir`` holds a finished model (its meta file is written last) whose saved
     ``train`` settings include ``settings``, so that a rerun can reuse it instead of training."""
@@ -56,5 +61,4 @@ def trained_with(model_dir: str | Path, meta_file: str, settings: dict[str, Any]
     if not meta.is_file():
         return False
     saved = json.loads(meta.read_text()).get("train", {})
-    wanted = json.loads(json.dumps(settings, default=str))
-    return all(saved.get(key) == value for key, value in wanted.items())
+    return all(saved.get(key) == value for key, value in jsonable(settings).items())

@@ -97,7 +97,6 @@ def load_pipeline_config(path: str | Path, data: list[str] | None = None) -> Pip
 
 def config_yaml(cfg: PipelineConfig) -> str:
     """Every key of ``cfg`` as YAML, in the order the dataclasses declare them."""
-    import json
+    from shoprel.io import jsonable
 
-    plain = json.loads(json.dumps(asdict(cfg), default=str))  # paths as strings
-    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(jsonable(asdict(cfg)), sort_keys=False, allow_unicode=True)

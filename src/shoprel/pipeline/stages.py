@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from shoprel.io import trained_with, write_json, write_parquet
+from shoprel.io import jsonable, trained_with, write_json, write_parquet
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
 
@@ -76,7 +76,7 @@ def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
     from shoprel.teacher.model import META_FILE
     from shoprel.teacher.train import train_teacher
 
-    settings = json.loads(json.dumps(asdict(judge_cfg), default=str))
+    settings = jsonable(asdict(judge_cfg))
     if not judge_cfg.lref_stages:
         if not trained_with(model_dir, META_FILE, settings):
             train_teacher(judge_cfg, out / "data", model_dir)
