@@ -226,9 +226,8 @@ def aux_probabilities(
     columns = [f"p_{g}" for g in scale.grades]
     if all(c in scores.columns for c in columns):
         return scores[columns].to_numpy(float)
-    values = by_rank(scores["score"].to_numpy(float), learned_labels)
-    clipped = np.clip(values, scale.low, scale.high)
-    return np.array([scale.soft_target(float(s)) for s in clipped])
+    values = by_rank(scores["score"].to_numpy(float), learned_labels)  # within the labels' range
+    return np.array([scale.soft_target(float(v)) for v in values])
 
 
 def by_rank(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
