@@ -75,15 +75,14 @@ def _card_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _split_rows(card: dict[str, Any], grades: list[str]) -> list[list[str]]:
     """One row per split (pairs, queries, products, pairs per grade), then the total."""
-    rows = []
-    for split, facts in card.get("splits", {}).items():
-        counts = facts.get("grade_counts", {})
-        sizes = [facts.get(k, 0) for k in ("pairs", "queries", "products")]
-        rows.append([split, *(f"{n:,}" for n in sizes + [counts.get(g, 0) for g in grades])])
-    total = card.get("grade_counts", {})
-    sizes = [card.get(k, 0) for k in ("pairs", "queries", "products")]
-    rows.append(["all", *(f"{n:,}" for n in sizes + [total.get(g, 0) for g in grades])])
-    return rows
+    parts = [*card.get("splits", {}).items(), ("all", card)]
+    return [_size_row(name, facts, grades) for name, facts in parts]
+
+
+def _size_row(name: str, facts: dict[str, Any], grades: list[str]) -> list[str]:
+    counts = facts.get("grade_counts", {})
+    sizes = [facts.get(k, 0) for k in ("pairs", "queries", "products")]
+    return [name, *(f"{n:,}" for n in sizes + [counts.get(g, 0) for g in grades])]
 
 
 def _metric_rows(models: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
