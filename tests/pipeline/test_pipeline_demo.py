@@ -32,7 +32,7 @@ def tiny_run(
     cfg.teacher.judge.max_train_pairs = 32
     cfg.teacher.judge.max_dev_pairs = 0
     cfg.teacher.judge.lora_r = 4
-    cfg.teacher.judge.select = SelectConfig(method="lref", frac=0.5, aux_frac=0.4)
+    cfg.teacher.judge.select = SelectConfig(method="lref", frac=0.5, aux_frac=0.4, aux_max_pairs=16)
     cfg.teacher.judge.cot = CotConfig(
         kinds=["ee", "ra", "dr"], max_pairs=8, batch_size=8, eval_pairs=0, max_rationale_tokens=16
     )

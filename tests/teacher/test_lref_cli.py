@@ -20,7 +20,7 @@ TINY = [
 ALL_STAGES = """\
 max_train_pairs: 40
 lora_alpha: 8
-select: {method: lref, frac: 0.5, aux_frac: 0.4}
+select: {method: lref, frac: 0.5, aux_frac: 0.4, aux_max_pairs: 16}
 cot:
   kinds: [ee, ra, dr]
   max_pairs: 8
@@ -77,6 +77,8 @@ def test_all_stages_then_score_in_both_modes(
         assert record["stage"] == stage and record["seconds"] > 0
     for name in ("im", "ci", "ms"):
         assert (out / "select" / "aux" / name / META_FILE).is_file()
+    selection = json.loads((out / "select" / "selection_report.json").read_text())
+    assert selection["aux_learn_from"] == "outside the pool" and selection["aux_pairs"] == 16
     kinds = [json.loads(line)["kind"] for line in (out / "cot" / "rationales.jsonl").open()]
     assert sorted(set(kinds)) == ["dr", "ee", "ra"]
     cot = json.loads((out / "cot" / "metrics.json").read_text())

@@ -13,8 +13,10 @@ from shoprel.config import load_config
 from shoprel.data.schema import SCALES
 from shoprel.teacher.lref.selection import (
     AuxPredictions,
+    _warn_if_no_better_than_majority,
     balanced_sample,
     confusion_grades,
+    confusion_matrix,
     lref_selection,
     query_buckets,
     run_select,
@@ -95,7 +97,7 @@ def test_confusion_grades_follow_soft_targets_then_im_confusions() -> None:
         [[0, 0.67, 0.33], [0, 1, 0], [1, 0, 0], [0, 0, 1], [0.2, 0.8, 0]], dtype=float
     )
     im = onehot_like([2, 0, 1, 1, 0], [0.9] * 5)  # IM: grade 1 -> 0 once, -> 2 once
-    got = confusion_grades(true, targets, im)
+    got = confusion_grades(true, targets, confusion_matrix(true, im, 3))
     assert got.tolist() == [2, 0, 1, 1, 0]
     assert (got != true).all()
 
@@ -103,7 +105,8 @@ def test_confusion_grades_follow_soft_targets_then_im_confusions() -> None:
 def test_random_and_lref_selection_stage(
     demo_data: Path, tiny_encoder_dir: Path, tmp_path: Path
 ) -> None:
-    pool = pd.read_parquet(demo_data / "train.parquet").head(90)
+    train = pd.read_parquet(demo_data / "train.parquet")
+    pool, learn_from = train.head(90), train.iloc[90:190]
     scale = SCALES["esci"]
     cfg = TeacherTrainConfig(max_dev_pairs=16, select={"method": "random", "frac": 0.2})
     kept = run_select(cfg, demo_data, pool, scale, tmp_path / "random")
@@ -111,9 +114,13 @@ def test_random_and_lref_selection_stage(
     select = {"method": "lref", "frac": 0.2, "aux_base": str(tiny_encoder_dir), "aux_frac": 0.3}
     cfg = TeacherTrainConfig(max_dev_pairs=16, select=select)
     out = tmp_path / "lref"
-    kept = run_select(cfg, demo_data, pool, scale, out)
+    kept = run_select(cfg, demo_data, pool, scale, out, learn_from)
     report = json.loads((out / "selection_report.json").read_text())
-    assert report["kept"] == len(kept) == 18 and report["aux_pairs"] == 27
+    assert report["kept"] == len(kept) == 18 and report["aux_pairs"] == 30
+    assert report["aux_learn_from"] == "outside the pool"
+    for name in ("im", "ci", "ms"):  # the auxiliary models learned pairs outside the pool
+        learned = pd.read_parquet(out / "aux" / f"{name}.data" / "train.parquet")
+        assert len(learned) == 30 and set(learned["pair_id"]) <= set(learn_from["pair_id"])
     assert sum(report["grade_mix"]["kept"].values()) == 18
     assert sum(report["kept_by"].values()) == 18
     assert report["rule"]["rule"] <= report["rule"]["im_wrong"]
@@ -126,6 +133,16 @@ def test_random_and_lref_selection_stage(
     assert set(ids.loc[ids["reason"] == "rule", "pair_id"]) <= set(ruled)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["seconds"] > 0 and set(metrics["dev"]) == {"im", "ci"}
+
+
+def test_weak_auxiliary_models_are_named_in_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.selection"):
+        _warn_if_no_better_than_majority({"im": 0.46, "ci": 0.52, "majority_grade": 0.46})
+    assert "IM no more accurate" in caplog.text and "CI" not in caplog.text.split("accurate")[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.selection"):
+        _warn_if_no_better_than_majority({"im": 0.5, "ci": 0.52, "majority_grade": 0.46})
+    assert caplog.text == ""
 
 
 def test_stage_config_keys_are_checked(tmp_path: Path) -> None:

@@ -80,7 +80,8 @@ def train_lref(cfg: Any, data_dir: str | Path, out: str | Path, resume: bool = F
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train, held_out, dev, scale = lref_splits(cfg, data_dir)
-    selected = _select(cfg, data_dir, train, scale, out / "select", resume)
+    learn_from = outside_pool(data_dir, train, held_out) if cfg.select.method == "lref" else None
+    selected = _select(cfg, data_dir, train, scale, out / "select", resume, learn_from)
     last = _sft(cfg, data_dir, selected, dev, scale, out / "sft", resume)
     if cfg.cot.enabled and not (resume and _done(out / "cot")):
         from shoprel.teacher.lref.cot import run_cot
@@ -100,8 +101,22 @@ def train_lref(cfg: Any, data_dir: str | Path, out: str | Path, resume: bool = F
     return out
 
 
+def outside_pool(data_dir: str | Path, pool: pd.DataFrame, held_out: pd.DataFrame) -> pd.DataFrame:
+    """The train pairs neither in the judge's ``pool`` nor of DPO's held-out queries."""
+    train, _ = read_split(data_dir, "train")
+    taken = train["pair_id"].isin(set(pool["pair_id"]))
+    held = train["query_id"].isin(set(held_out["query_id"]))
+    return train[~taken & ~held].reset_index(drop=True)
+
+
 def _select(
-    cfg: Any, data_dir: str | Path, train: pd.DataFrame, scale: GradeScale, out: Path, resume: bool
+    cfg: Any,
+    data_dir: str | Path,
+    train: pd.DataFrame,
+    scale: GradeScale,
+    out: Path,
+    resume: bool,
+    learn_from: pd.DataFrame | None,
 ) -> pd.DataFrame:
     if not cfg.select.enabled:
         return train
@@ -113,7 +128,7 @@ def _select(
             return train[train["pair_id"].isin(set(found[0]["pair_id"]))].reset_index(drop=True)
     from shoprel.teacher.lref.selection import run_select
 
-    return run_select(cfg, data_dir, train, scale, out)
+    return run_select(cfg, data_dir, train, scale, out, learn_from)
 
 
 def _sft(

@@ -2,7 +2,9 @@
 
     shoprel teacher train --data run/data --out run/teacher --select lref --select-frac 0.1
 
-Three auxiliary models score every candidate pair (``lref``):
+Three auxiliary models score every candidate pair (``lref``). They learn from the train pairs
+outside the candidate pool where there are any (the pool is capped for the judge's sake; the
+auxiliary models are cheap and need the data), else from the pool itself:
 
 - **IM** learns a random sample;
 - **CI** learns a sample balanced over head, torso and tail queries (by how often a query is
@@ -130,16 +132,21 @@ def balanced_sample(
     return pd.concat(parts).reset_index(drop=True)
 
 
-def confusion_grades(true: np.ndarray, targets: np.ndarray, im_probs: np.ndarray) -> np.ndarray:
+def confusion_matrix(true: np.ndarray, probs: np.ndarray, n_grades: int) -> np.ndarray:
+    """Counts ``[true grade, predicted grade]`` of a model's grade probabilities."""
+    counts = np.zeros((n_grades, n_grades))
+    np.add.at(counts, (np.asarray(true), probs.argmax(axis=1)), 1)
+    return counts
+
+
+def confusion_grades(true: np.ndarray, targets: np.ndarray, confusion: np.ndarray) -> np.ndarray:
     """The neighbouring grade a rater would most likely give instead of the true one.
 
     Where the soft target puts weight on another grade, the heaviest such grade; else the
-    neighbour of the true grade that IM predicts most often for pairs of that grade (the lower
-    one on a tie)."""
+    neighbour of the true grade that IM predicts most often for pairs of that grade
+    (``confusion``, from :func:`confusion_matrix`; the lower one on a tie)."""
     true = np.asarray(true)
     n_grades = targets.shape[1]
-    confusion = np.zeros((n_grades, n_grades))
-    np.add.at(confusion, (true, im_probs.argmax(axis=1)), 1)
     out = np.empty(len(true), dtype=np.int64)
     for i, grade in enumerate(true):
         others = targets[i].copy()
@@ -252,9 +259,16 @@ def grade_mix(grades: np.ndarray, scale: GradeScale) -> dict[str, int]:
 
 
 def run_select(
-    cfg: Any, data_dir: str | Path, pool: pd.DataFrame, scale: GradeScale, out: str | Path
+    cfg: Any,
+    data_dir: str | Path,
+    pool: pd.DataFrame,
+    scale: GradeScale,
+    out: str | Path,
+    learn_from: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The pairs of ``pool`` (the candidate train pairs) that ``cfg.select`` keeps."""
+    """The pairs of ``pool`` (the candidate train pairs) that ``cfg.select`` keeps.
+
+    ``learn_from``: the labeled pairs the auxiliary models learn from (defaults to ``pool``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -266,7 +280,10 @@ def run_select(
         kept = pd.DataFrame({"pair_id": chosen["pair_id"].to_numpy(), "reason": "random"})
         aux_metrics: dict[str, Any] = {}
     else:
-        kept, aux_report, aux_metrics = _lref(cfg, Path(data_dir), pool, true, scale, n_keep, out)
+        learn_from = pool if learn_from is None or learn_from.empty else learn_from
+        kept, aux_report, aux_metrics = _lref(
+            cfg, Path(data_dir), pool, learn_from, true, scale, n_keep, out
+        )
         report |= aux_report
     write_parquet(kept, out / SELECTED_FILE)
     chosen_grades = true[pool["pair_id"].isin(set(kept["pair_id"])).to_numpy()]
@@ -287,44 +304,70 @@ def _lref(
     cfg: Any,
     data_dir: Path,
     pool: pd.DataFrame,
+    learn_from: pd.DataFrame,
     true: np.ndarray,
     scale: GradeScale,
     n_keep: int,
     out: Path,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
-    """IM and CI, then MS on the grades IM confuses; the rule over their predictions on the pool.
-    Returns the kept ids, the report's facts and the dev metrics of IM and CI."""
+    """IM and CI, then MS on the grades IM confuses, each learning a sample of ``learn_from``;
+    the rule over their predictions on the pool. Returns the kept ids, the report's facts and
+    the dev metrics of IM and CI."""
     select = cfg.select
-    n_aux = sample_size(len(pool), select.aux_frac, select.aux_max_pairs)
+    n_aux = sample_size(len(learn_from), select.aux_frac, select.aux_max_pairs)
     samples = {
-        "im": pool.sample(n=n_aux, random_state=cfg.seed),
-        "ci": balanced_sample(pool, n_aux, cfg.seed + 1, select.frequency_column),
+        "im": learn_from.sample(n=n_aux, random_state=cfg.seed),
+        "ci": balanced_sample(learn_from, n_aux, cfg.seed + 1, select.frequency_column),
     }
     probs = {}
     for seed, (name, sample) in enumerate(samples.items(), start=cfg.seed):
         model_dir = train_aux(cfg, data_dir, sample, out / "aux" / name, seed)
         probs[name] = aux_probabilities(model_dir, pool, scale, sample["label"].to_numpy())
-    targets = np.stack(pool["target"].to_numpy()).astype(float)
-    confused = confusion_grades(true, targets, probs["im"])
-    ms_pairs = _relabelled(pool, confused, scale).sample(n=n_aux, random_state=cfg.seed + 2)
+    im_confusion = confusion_matrix(true, probs["im"], scale.n_grades)
+    confused = confusion_grades(true, _targets(pool), im_confusion)
+    ms_pairs = learn_from.sample(n=n_aux, random_state=cfg.seed + 2)
+    ms_grades = confusion_grades(
+        scale.nearest_grade(ms_pairs["label"].to_numpy(float)), _targets(ms_pairs), im_confusion
+    )
+    ms_pairs = _relabelled(ms_pairs, ms_grades, scale)
     ms_dir = train_aux(cfg, data_dir, ms_pairs, out / "aux" / "ms", cfg.seed + 2)
     probs["ms"] = aux_probabilities(ms_dir, pool, scale, ms_pairs["label"].to_numpy())
     aux = AuxPredictions(**probs)
     kept = lref_selection(pool["pair_id"], true, aux, n_keep)
     flags = lref_rule(true, aux)
     _write_predictions(pool, true, confused, aux, flags, select.frequency_column, out)
+    accuracy = {
+        "im": float(np.mean(aux.im.argmax(1) == true)),
+        "ci": float(np.mean(aux.ci.argmax(1) == true)),
+        "majority_grade": float(np.bincount(true).max() / len(true)),
+        "ms_on_confusion": float(np.mean(aux.ms.argmax(1) == confused)),
+    }
+    _warn_if_no_better_than_majority(accuracy)
     report = {
         "aux_pairs": n_aux,
+        "aux_learn_from": "pool" if learn_from is pool else "outside the pool",
         "aux_base": select.aux_base or cfg.base,
         "rule": {name: int(flag.sum()) for name, flag in flags.items()},
-        "aux_accuracy": {
-            "im": float(np.mean(aux.im.argmax(1) == true)),
-            "ci": float(np.mean(aux.ci.argmax(1) == true)),
-            "ms_on_confusion": float(np.mean(aux.ms.argmax(1) == confused)),
-        },
+        "aux_accuracy": accuracy,
         "bucket_mix": _bucket_mix(pool, kept, select.frequency_column),
     }
     return kept, report, _aux_dev_metrics(out / "aux", data_dir, cfg, scale)
+
+
+def _targets(pairs: pd.DataFrame) -> np.ndarray:
+    return np.stack(pairs["target"].to_numpy()).astype(float)
+
+
+def _warn_if_no_better_than_majority(accuracy: dict[str, float]) -> None:
+    weak = [name for name in ("im", "ci") if accuracy[name] <= accuracy["majority_grade"]]
+    if weak:
+        logger.warning(
+            "select: %s no more accurate on the pool than always the majority grade (%.3f); "
+            "the rule's picks are close to chance: give them more pairs (select.aux_max_pairs, "
+            "select.aux_frac) or epochs (select.aux_epochs)",
+            " and ".join(name.upper() for name in weak),
+            accuracy["majority_grade"],
+        )
 
 
 def _relabelled(pool: pd.DataFrame, grades: np.ndarray, scale: GradeScale) -> pd.DataFrame:
