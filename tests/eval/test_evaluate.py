@@ -68,6 +68,10 @@ def test_grade_distribution_gives_expected_label_and_ece() -> None:
     assert result["rmse"] == pytest.approx(np.sqrt(0.125), abs=1e-6)
     # P(good) = 0.5 for the bad pair (bin 5, outcome 0) and 1.0 for the good one: ECE = 0.25
     assert result["ece"] == pytest.approx(0.25, abs=1e-6)
+    # float32 probabilities of a sure judge may sum to a hair above 1: still P(good) = 1
+    sure = np.array([[0.0, 0.5, 0.5 + 1e-7], [0.0, 0.0, 1.0]], dtype=np.float32)
+    scores[[f"p_{g}" for g in scale.grades]] = sure
+    assert evaluate_scores(pairs, scores, scale)["ece"] == pytest.approx(0.5, abs=1e-6)
 
 
 def test_baselines_beat_chance_on_the_demo_shop(demo_data: Path, tmp_path: Path) -> None:

@@ -147,6 +147,7 @@ def evaluate_scores(
     if probs is not None:
         predicted_grade = probs.argmax(axis=1)
         good = probs[:, ~scale.is_bad(np.asarray(scale.values))].sum(axis=1)
+        good = np.clip(good, 0.0, 1.0)  # float32 grade probabilities may sum to 1 + 1e-7
         result["ece"] = metrics.expected_calibration_error(good, ~scale.is_bad(labels))
     else:
         predicted_grade = scale.nearest_grade(predicted)

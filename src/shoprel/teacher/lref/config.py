@@ -61,7 +61,8 @@ class SelectConfig:
     Auxiliary models (``lref``):
         aux_base (str, defaults to ``""`` = the teacher's base): base of IM, CI and MS; a causal LM
             is trained as a judge (LoRA), an encoder (``minilm-l6``, a dir) as a cross-encoder.
-        aux_frac (float, defaults to 0.3): share of the train pairs each auxiliary model learns.
+        aux_frac (float, defaults to 0.3): share of the train pairs each auxiliary model learns:
+            of those outside the judge's pool (``max_train_pairs``), else of the pool itself.
         aux_max_pairs (int, defaults to 2000; 0 = no cap): cap on those pairs.
         aux_epochs (float, defaults to 1.0): passes over them.
         aux_learning_rate (float, defaults to 0 = the teacher's): peak learning rate.
