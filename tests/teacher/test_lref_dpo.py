@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from shoprel.data.schema import SCALES
-from shoprel.teacher.lref.dpo import answer_logps, optimistic_pairs, train_dpo
+from shoprel.teacher.lref.dpo import answer_logps, optimistic_pairs, train_dpo, warn_if_one_kind
 from shoprel.teacher.prompts import PromptBuilder
 from shoprel.teacher.train import TeacherTrainConfig
 
@@ -36,6 +36,19 @@ def test_pairs_are_optimistic_errors_with_the_truth_in_the_top_k() -> None:
     wider = optimistic_pairs(probs, true, top_k=3)
     assert wider["row"].tolist() == [0, 1, 4] and wider["rejected"].tolist() == [1, 2, 2]
     assert (wider["rejected"] > wider["chosen"]).all()
+
+
+def test_pairs_of_a_single_kind_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    one_kind = pd.DataFrame({"row": [0, 3, 5], "chosen": [1, 1, 1], "rejected": [2, 2, 2]})
+    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.dpo"):
+        warn_if_one_kind(one_kind, ESCI)
+    assert "all 3 pairs prefer 'complement' over 'substitute'" in caplog.text
+    caplog.clear()
+    mixed = one_kind.assign(chosen=[0, 1, 1])
+    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.dpo"):
+        warn_if_one_kind(mixed, ESCI)
+        warn_if_one_kind(one_kind.head(1), ESCI)
+    assert caplog.text == ""
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,7 @@ def run_dpo(
     true = scale.nearest_grade(pool["label"].to_numpy(float))
     answers = PoolAnswers(scorer, pool, mode, cfg, out)
     pairs = optimistic_pairs(answers.probs, true, cfg.dpo.top_k)
+    warn_if_one_kind(pairs, scale)
     _write_pairs(pool, pairs, answers.probs, scale, out)
     facts: dict[str, Any] = {"mode": mode, "pool": len(pool), "pairs": len(pairs)}
     facts["errors"] = int((answers.probs.argmax(1) != true).sum())
@@ -186,6 +187,20 @@ def run_dpo(
         dev=after.get("direct"),
     )  # fmt: skip
     return out
+
+
+def warn_if_one_kind(pairs: pd.DataFrame, scale: GradeScale) -> None:
+    """Warn where every preference pair is the same grade over the same grade: DPO then teaches
+    the judge to shun the rejected grade everywhere, right or wrong."""
+    kinds = pairs[["chosen", "rejected"]].drop_duplicates()
+    if len(pairs) < 2 or len(kinds) > 1:
+        return
+    chosen, rejected = (scale.grades[int(kinds.iloc[0][c])] for c in ("chosen", "rejected"))
+    logger.warning(
+        "dpo: all %d pairs prefer %r over %r; the judge may stop saying %r at all: "
+        "check the dpo stage's dev metrics, or raise dpo.beta to stay closer to the SFT judge",
+        len(pairs), chosen, rejected, rejected,
+    )  # fmt: skip
 
 
 def tune_on_pairs(
