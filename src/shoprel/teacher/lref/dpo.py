@@ -198,7 +198,7 @@ def warn_if_one_kind(pairs: pd.DataFrame, scale: GradeScale) -> None:
     chosen, rejected = (scale.grades[int(kinds.iloc[0][c])] for c in ("chosen", "rejected"))
     logger.warning(
         "dpo: all %d pairs prefer %r over %r; the judge may stop saying %r at all: "
-        "check the dpo stage's dev metrics, or raise dpo.beta to stay closer to the SFT judge",
+        "compare the dpo stage's dev metrics with the stage before it",
         len(pairs), chosen, rejected, rejected,
     )  # fmt: skip
 
