@@ -167,7 +167,7 @@ def main() -> None:
         f"(by the rule {kept_by.get('rule', 0)}, filled {kept_by.get('fill', 0)}); "
         f"grade mix {report['grade_mix']['kept']} (pool {report['grade_mix']['pool']})"
     )
-    pool, _, dev, scale = lref_splits(cfg, args.data)  # as the LREF run drew them
+    pool, _, dev, scale, _ = lref_splits(cfg, args.data)  # as the LREF run drew them
     kept = report["kept"]
     rows = {
         "SFT, all pairs": baseline_row(cfg, args, pool, dev, scale, args.out / "all"),

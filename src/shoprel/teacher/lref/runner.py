@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -61,27 +61,36 @@ def _done(stage_dir: Path, needs_model: bool = True) -> bool:
     return has_model and read_stage_metrics(stage_dir) is not None
 
 
-def lref_splits(
-    cfg: Any, data_dir: str | Path
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, GradeScale]:
-    """The seeded pairs the stages draw from: the train pool, the queries held out of it for
-    DPO, the dev sample (empty when ``max_dev_pairs`` is 0) and the scale."""
+class LrefSplits(NamedTuple):
+    """The seeded pairs the stages draw from."""
+
+    pool: pd.DataFrame  # the judge's train pairs
+    held_out: pd.DataFrame  # the queries held out of the pool for DPO
+    dev: pd.DataFrame  # the dev sample (empty when ``max_dev_pairs`` is 0)
+    scale: GradeScale
+    rest: pd.DataFrame  # the train pairs neither in the pool nor of the held-out queries
+
+
+def lref_splits(cfg: Any, data_dir: str | Path) -> LrefSplits:
+    """The splits of ``cfg``'s seeded draw from the train and dev splits in ``data_dir``."""
     train, scale = read_split(data_dir, "train")
     dev, _ = read_split(data_dir, "dev")
-    train = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
+    pool = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
     dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
     holdout = cfg.dpo.holdout_frac if cfg.dpo.enabled else 0.0
-    train, held_out = hold_out_queries(train, holdout, cfg.seed)
-    return train, held_out, dev, scale
+    pool, held_out = hold_out_queries(pool, holdout, cfg.seed)
+    taken = train["pair_id"].isin(set(pool["pair_id"]))
+    held = train["query_id"].isin(set(held_out["query_id"]))
+    rest = train[~taken & ~held].reset_index(drop=True)
+    return LrefSplits(pool, held_out, dev, scale, rest)
 
 
 def train_lref(cfg: Any, data_dir: str | Path, out: str | Path, resume: bool = False) -> Path:
     """Run the stages ``cfg`` switches on; ``out`` ends up holding the final judge."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train, held_out, dev, scale = lref_splits(cfg, data_dir)
-    learn_from = outside_pool(data_dir, train, held_out) if cfg.select.method == "lref" else None
-    selected = _select(cfg, data_dir, train, scale, out / "select", resume, learn_from)
+    train, held_out, dev, scale, rest = lref_splits(cfg, data_dir)
+    selected = _select(cfg, data_dir, train, scale, out / "select", resume, rest)
     last = _sft(cfg, data_dir, selected, dev, scale, out / "sft", resume)
     if cfg.cot.enabled and not (resume and _done(out / "cot")):
         from shoprel.teacher.lref.cot import run_cot
@@ -101,14 +110,6 @@ def train_lref(cfg: Any, data_dir: str | Path, out: str | Path, resume: bool = F
     return out
 
 
-def outside_pool(data_dir: str | Path, pool: pd.DataFrame, held_out: pd.DataFrame) -> pd.DataFrame:
-    """The train pairs neither in the judge's ``pool`` nor of DPO's held-out queries."""
-    train, _ = read_split(data_dir, "train")
-    taken = train["pair_id"].isin(set(pool["pair_id"]))
-    held = train["query_id"].isin(set(held_out["query_id"]))
-    return train[~taken & ~held].reset_index(drop=True)
-
-
 def _select(
     cfg: Any,
     data_dir: str | Path,
@@ -116,7 +117,7 @@ def _select(
     scale: GradeScale,
     out: Path,
     resume: bool,
-    learn_from: pd.DataFrame | None,
+    learn_from: pd.DataFrame,
 ) -> pd.DataFrame:
     if not cfg.select.enabled:
         return train
