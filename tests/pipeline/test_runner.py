@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ def test_unchanged_stages_are_skipped_and_a_change_redoes_what_follows(tmp_path:
     run_pipeline(cfg, tmp_path, toy_stages(calls))
     assert calls[3:] == ["augment", "label"]  # prepare stays, the changed stage and after rerun
     assert "stage augment: running" in (tmp_path / "log.txt").read_text()
+
+
+def test_inputs_count_by_content_not_modification_time(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("query,title\ndrill,cordless drill\n")
+    cfg, calls, out = PipelineConfig(), [], tmp_path / "run"
+    cfg.data.inputs = [data]
+    run_pipeline(cfg, out, toy_stages(calls))
+    os.utime(data / "train.csv", ns=(0, 0))  # a copy or a fresh mount: same bytes, new time
+    run_pipeline(cfg, out, toy_stages(calls))
+    assert calls == ["prepare", "augment", "label"]
+    (data / "train.csv").write_text("query,title\ndrill,corded drill\n")
+    run_pipeline(cfg, out, toy_stages(calls))
+    assert calls[3:] == ["prepare", "augment", "label"]
 
 
 def test_from_redoes_a_stage_and_the_ones_after(tmp_path: Path) -> None:

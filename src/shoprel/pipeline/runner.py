@@ -1,9 +1,10 @@
 """``shoprel pipeline``: every stage in order, each skipped when its inputs have not changed.
 
 A stage's fingerprint hashes its config section, the fingerprints of the stages before it and,
-for ``prepare``, the size and modification time of each input file. ``RUN/stages/NAME.json``
-records it when the stage succeeds; a rerun skips a stage whose record matches, and ``--from``
-redoes a stage and everything after it. A failing stage leaves the outputs of earlier stages
+for ``prepare``, the size and content digest of each input file (not its modification time,
+which a copy or a fresh mount changes). ``RUN/stages/NAME.json`` records it when the stage
+succeeds; a rerun skips a stage whose record matches, and ``--from`` redoes a stage and
+everything after it. A failing stage leaves the outputs of earlier stages
 as they are and is reported by name. The log goes to the console and to ``RUN/log.txt``.
 """
 
@@ -56,7 +57,12 @@ def _plain(section: Any) -> Any:
 
 def _file_stamp(path: Path) -> list[Any]:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files if f.exists()]
+    return [[str(f), f.stat().st_size, _content_digest(f)] for f in files if f.exists()]
+
+
+def _content_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 def run_pipeline(
