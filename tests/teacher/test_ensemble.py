@@ -21,6 +21,37 @@ def test_fit_weights_recovers_a_linear_combination() -> None:
     assert weights == pytest.approx([0.2, -0.1, 0.7]) and intercept == pytest.approx(0.5)
 
 
+def test_a_constant_member_gets_weight_zero() -> None:
+    # a judge collapsed onto one grade: its score is 2.0 up to float noise, collinear with the
+    # intercept; unguarded least squares gave it a weight of -1.3e7 on Home Depot
+    rng = np.random.default_rng(0)
+    informative = rng.normal(size=200)
+    constant = 2.0 + rng.normal(scale=1e-9, size=200)
+    labels = 0.5 + 0.7 * informative
+    weights, intercept = fit_weights(np.column_stack([informative, constant]), labels)
+    assert weights == pytest.approx([0.7, 0.0]) and intercept == pytest.approx(0.5)
+
+
+def test_fit_ensemble_names_a_constant_member(
+    demo_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dev = pd.read_parquet(demo_data / "dev.parquet")
+    noise = np.random.default_rng(0).normal(scale=1e-9, size=len(dev))
+    dev_scores = {"labels": dev["label"].to_numpy(dtype=float), "collapsed": 2.0 + noise}
+    for name, scores in dev_scores.items():  # cached dev scores: no model is loaded
+        cache = tmp_path / "ens" / "dev_scores"
+        cache.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"pair_id": dev["pair_id"], "score": scores}).to_parquet(
+            cache / f"{name}.parquet"
+        )
+        (cache / f"{name}.source").write_text(f"model-{name}")
+    members = {name: f"model-{name}" for name in dev_scores}
+    result = fit_ensemble(demo_data, members, tmp_path / "ens")
+    assert result["weights"] == pytest.approx({"labels": 1.0, "collapsed": 0.0})
+    assert "ensemble member collapsed gives every dev pair the score 2" in caplog.text
+    assert "member labels" not in caplog.text
+
+
 def test_ensemble_of_two_judges(tiny_base: Path, demo_data: Path, tmp_path: Path) -> None:
     members = {}
     for seed in (0, 1):

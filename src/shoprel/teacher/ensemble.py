@@ -5,14 +5,16 @@
 
 Each member (an LLM judge, a cross-encoder trained on the labels, or a zero-shot bi-encoder
 such as ``minilm-l6``) scores the dev split; the ensemble's score is the least-squares fit of the
-dev labels on the members' scores (intercept + Σ wᵢ·sᵢ), clipped to the label scale. Member
-dev scores are kept in ``OUT/dev_scores`` so that a rerun with the same members does not score
-again.
+dev labels on the members' scores (intercept + Σ wᵢ·sᵢ), clipped to the label scale. A member
+that gives every dev pair the same score gets weight 0, with a warning: it is collinear with the
+intercept, and least squares would give it an arbitrary (often huge) weight. Member dev scores
+are kept in ``OUT/dev_scores`` so that a rerun with the same members does not score again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +27,23 @@ from shoprel.io import write_json, write_parquet
 from shoprel.scoring import Scorer, load_scorer
 
 META_FILE = "shoprel_ensemble.json"
+logger = logging.getLogger(__name__)
+
+
+def is_constant(scores: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
+    """Per column of ``scores``: whether it varies by less than ``tolerance`` of its size."""
+    return scores.std(axis=0) <= tolerance * (1.0 + np.abs(scores.mean(axis=0)))
 
 
 def fit_weights(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares weights and intercept of ``labels`` on the columns of ``scores``."""
-    design = np.column_stack([scores, np.ones(len(scores))])
+    """Least-squares weights and intercept of ``labels`` on the columns of ``scores``;
+    a constant column gets weight 0."""
+    varies = ~is_constant(scores)
+    design = np.column_stack([scores[:, varies], np.ones(len(scores))])
     solution, *_ = np.linalg.lstsq(design, labels, rcond=None)
-    return solution[:-1], float(solution[-1])
+    weights = np.zeros(scores.shape[1])
+    weights[varies] = solution[:-1]
+    return weights, float(solution[-1])
 
 
 def combine(
@@ -90,7 +102,15 @@ def fit_ensemble(data_dir: str | Path, members: dict[str, str], out: str | Path)
     dev, scale = read_split(data_dir, "dev")
     columns = {name: member_dev_scores(name, path, dev, out) for name, path in members.items()}
     labels = dev["label"].to_numpy(dtype=float)
-    weights, intercept = fit_weights(np.column_stack(list(columns.values())), labels)
+    matrix = np.column_stack(list(columns.values()))
+    for name, constant in zip(columns, is_constant(matrix), strict=True):
+        if constant:
+            logger.warning(
+                "ensemble member %s gives every dev pair the score %.4g; it gets weight 0",
+                name,
+                columns[name][0],
+            )
+    weights, intercept = fit_weights(matrix, labels)
     report: dict[str, Any] = {"dev": {}}
     for name, scores in columns.items():
         frame = pd.DataFrame({"pair_id": dev["pair_id"], "score": scores})
