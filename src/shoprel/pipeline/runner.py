@@ -2,10 +2,10 @@
 
 A stage's fingerprint hashes its config section, the fingerprints of the stages before it and,
 for ``prepare``, the size and content digest of each input file (not its modification time,
-which a copy or a fresh mount changes). ``RUN/stages/NAME.json`` records it when the stage
-succeeds; a rerun skips a stage whose record matches, and ``--from`` redoes a stage and
-everything after it. A failing stage leaves the outputs of earlier stages
-as they are and is reported by name. The log goes to the console and to ``RUN/log.txt``.
+which touching the file or a fresh mount changes). ``RUN/stages/NAME.json`` records it when
+the stage succeeds; a rerun skips a stage whose record matches, and ``--from`` redoes a stage
+and everything after it. A failing stage leaves the outputs of earlier stages as they are and
+is reported by name. The log goes to the console and to ``RUN/log.txt``.
 """
 
 from __future__ import annotations
