@@ -78,6 +78,7 @@ def test_every_stage_ran(tiny_run: tuple[Path, dict]) -> None:
     assert lref <= set(metrics)  # the judge after each LREF stage; the last is the judge
     assert metrics["teacher member: judge after sft"] != metrics["teacher member: judge"]
     students = {"student (distilled)", "student (labels only)", "student int8 (ONNX)"}
+    students.add("student (50% of augmented pairs)")  # curve_fracs [0.5]
     assert students <= set(metrics)
     curve = json.loads((out / "eval" / "data_size.json").read_text())
     assert [p["augmented_pairs"] for p in curve["points"]] == sorted(

@@ -154,7 +154,7 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
             out / "student-labels",
         )
     for frac in stage.curve_fracs:
-        jobs[f"student (augmented x{frac:g})"] = (
+        jobs[f"student ({frac:.0%} of augmented pairs)"] = (
             replace(distilled, augment_frac=frac),
             out / f"student-augment-{frac:g}",
         )
@@ -211,7 +211,7 @@ def data_size_curve(out: Path, results: dict[str, dict[str, Any]]) -> dict[str, 
     keys = ("pairwise_accuracy", "auc", "rmse")
     points = []
     for name, path in stage_result(out, "student").items():
-        if name.startswith("student (augmented") or name == "student (distilled)":
+        if name != "student (labels only)":  # the distilled student and the curve's students
             meta = json.loads((Path(path) / "shoprel_cross_encoder.json").read_text())
             augmented = meta.get("augmented_pairs") or meta.get("train", {}).get("augmented_pairs")
             points.append({"augmented_pairs": augmented} | {k: results[name][k] for k in keys})

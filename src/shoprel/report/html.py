@@ -53,7 +53,7 @@ figcaption { font-size: 12px; color: #555; max-width: 600px; }
 {% endfor %}</table>
 <p>Pairwise accuracy, AUC and NDCG use the raw scores; RMSE, macro-F1, accuracy and over-recall
 use the grade distribution where a model has one, else a linear map of its score cross-fitted by
-query. Best value per column in bold.</p>
+query. Best value per column in bold; none where every model ties.</p>
 <h2>Plots</h2>
 {% for fig in figures %}<figure id="{{ fig.id }}"><img alt="{{ fig.caption }}"
  src="data:image/png;base64,{{ fig.png }}"><figcaption>{{ fig.caption }}</figcaption></figure>
@@ -90,7 +90,7 @@ def _metric_rows(models: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict
     best = {}
     for key, _ in COLUMNS:
         values = [m[key] for m in models.values() if isinstance(m.get(key), (int, float))]
-        if values:
+        if len(set(values)) > 1:  # a column where every model ties has no best
             best[key] = min(values) if key in lower_is_better else max(values)
     rows = []
     for name, metrics in models.items():
