@@ -24,3 +24,10 @@ def test_a_column_where_every_model_ties_has_nothing_bold() -> None:
     assert _bold(rows, KEYS.index("over_recall")) == []
     assert _bold(rows, KEYS.index("auc")) == ["a"]
     assert rows[0][1][KEYS.index("over_recall")]["text"] == "1.000"
+
+
+def test_models_that_tie_as_shown_are_all_bold() -> None:
+    models = {"a": {"auc": 0.78201}, "b": {"auc": 0.78204}, "c": {"auc": 0.7}, "d": {}}
+    rows = _metric_rows(models)
+    assert _bold(rows, KEYS.index("auc")) == ["a", "b"]
+    assert rows[3][1][KEYS.index("auc")]["text"] == "–"

@@ -86,22 +86,25 @@ def _size_row(name: str, facts: dict[str, Any], grades: list[str]) -> list[str]:
 
 
 def _metric_rows(models: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
+    """Each model's cells as shown (3 decimals); the best shown value per column is bold."""
     lower_is_better = {"rmse", "over_recall", "ece"}
+    shown = {
+        name: {k: f"{m[k]:.3f}" for k, _ in COLUMNS if isinstance(m.get(k), (int, float))}
+        for name, m in models.items()
+    }
     best = {}
     for key, _ in COLUMNS:
-        values = [m[key] for m in models.values() if isinstance(m.get(key), (int, float))]
-        if len(set(values)) > 1:  # a column where every model ties has no best
-            best[key] = min(values) if key in lower_is_better else max(values)
-    rows = []
-    for name, metrics in models.items():
-        cells = []
-        for key, _ in COLUMNS:
-            value = metrics.get(key)
-            text = f"{value:.3f}" if isinstance(value, (int, float)) else "–"
-            css = "best" if value is not None and value == best.get(key) else ""
-            cells.append({"text": text, "css": css})
-        rows.append((name, cells))
-    return rows
+        values = {float(cells[key]) for cells in shown.values() if key in cells}
+        if len(values) > 1:  # a column where every model ties has no best
+            best[key] = f"{min(values) if key in lower_is_better else max(values):.3f}"
+    return [
+        (name, [_cell(cells.get(key), best.get(key)) for key, _ in COLUMNS])
+        for name, cells in shown.items()
+    ]
+
+
+def _cell(text: str | None, best: str | None) -> dict[str, str]:
+    return {"text": text or "–", "css": "best" if text is not None and text == best else ""}
 
 
 def _encoded(figure: Any, fig_id: str, caption: str) -> dict[str, str]:
