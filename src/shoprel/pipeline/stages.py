@@ -21,6 +21,8 @@ from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
 
 JUDGE_SETTINGS = "pipeline_judge.json"  # the settings an LREF judge dir was started with
+DISTILLED = "student (distilled)"
+LABEL_ONLY = "student (labels only)"
 
 
 def stage_result(out: Path, name: str) -> dict[str, Any]:
@@ -147,9 +149,9 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     stage = cfg.student
     labels = [str(out / "labels-train"), str(out / "labels-augment")]
     distilled = replace(stage.model, labels=labels, loss=stage.loss)
-    jobs = {"student (distilled)": (distilled, out / "student")}
+    jobs = {DISTILLED: (distilled, out / "student")}
     if stage.label_only:
-        jobs["student (labels only)"] = (
+        jobs[LABEL_ONLY] = (
             replace(stage.model, labels=[], loss="labels"),
             out / "student-labels",
         )
@@ -166,7 +168,7 @@ def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     from shoprel.serve.export import export_onnx
     from shoprel.serve.latency import rerank_latency
 
-    student = stage_result(out, "student")["student (distilled)"]
+    student = stage_result(out, "student")[DISTILLED]
     export_cfg = replace(cfg.export, data=out / "data" if cfg.export.int8 else None)
     meta = export_onnx(student, out / "export", export_cfg)
     scorers = {"torch (sentence-transformers)": (student, {})}
@@ -211,13 +213,13 @@ def data_size_curve(out: Path, results: dict[str, dict[str, Any]]) -> dict[str, 
     keys = ("pairwise_accuracy", "auc", "rmse")
     points = []
     for name, path in stage_result(out, "student").items():
-        if name != "student (labels only)":  # the distilled student and the curve's students
+        if name != LABEL_ONLY:  # the distilled student and the curve's students
             meta = json.loads((Path(path) / "shoprel_cross_encoder.json").read_text())
             augmented = meta.get("augmented_pairs") or meta.get("train", {}).get("augmented_pairs")
             points.append({"augmented_pairs": augmented} | {k: results[name][k] for k in keys})
     references = {
         key: {"augmented_pairs": None} | {k: results[name][k] for k in keys}
-        for key, name in (("label_only", "student (labels only)"), ("teacher", "teacher"))
+        for key, name in (("label_only", LABEL_ONLY), ("teacher", "teacher"))
         if name in results
     }
     return {"points": sorted(points, key=lambda p: p["augmented_pairs"] or 0)} | references
@@ -250,7 +252,7 @@ def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     results |= metrics
     if len(stage_result(out, "student")) > 2:
         write_json(data_size_curve(out, results), out / "eval" / "data_size.json")
-    focus = [n for n in ("teacher", "student (distilled)") if n in files]
+    focus = [n for n in ("teacher", DISTILLED) if n in files]
     evaluation = {"split": "test", "models": results, "scores": files, "focus": focus}
     write_json(evaluation, out / "eval" / "metrics.json")
     write_json(results, out / "metrics.json")
