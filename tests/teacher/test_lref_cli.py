@@ -108,6 +108,29 @@ def test_all_stages_then_score_in_both_modes(
     assert np.allclose(frame[[f"p_{g}" for g in grades]].sum(axis=1), 1)
 
 
+def test_dpo_guard_keeps_the_sft_judge_when_one_grade_takes_over(
+    tiny_base: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    # four grades: the most predicted one always has over 20% of the predictions
+    config = tmp_path / "teacher.yaml"
+    config.write_text(
+        "max_train_pairs: 40\nlora_alpha: 8\n"
+        "dpo: {enabled: true, holdout_frac: 0.25, max_pool_pairs: 32, top_k: 4, batch_size: 4,"
+        " mode: direct, max_grade_share: 0.2, learning_rate: 0.05}\n"
+    )
+    out = tmp_path / "teacher"
+    train(tiny_base, demo_data, out, "--config", str(config))
+    dpo = json.loads((out / "dpo" / "metrics.json").read_text())
+    if dpo["pairs"] == 0:
+        pytest.skip("the tiny judge made no optimistic error on the pool")
+    assert dpo["guard"]["kept_start"] and "of dev predictions are" in dpo["guard"]["reason"]
+    assert dpo["after"] == dpo["before"] and dpo["tuned_dev"]["pairs"] == 8
+    assert sum(dpo["kinds"].values()) == dpo["pairs"]
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(12)
+    final = load_scorer(out).predict(pairs)
+    assert np.allclose(final["score"], load_scorer(out / "sft").predict(pairs)["score"])
+
+
 def test_bad_options_are_errors_before_any_training(
     tiny_base: Path, demo_data: Path, tmp_path: Path
 ) -> None:

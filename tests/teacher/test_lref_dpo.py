@@ -9,7 +9,17 @@ import pandas as pd
 import pytest
 
 from shoprel.data.schema import SCALES
-from shoprel.teacher.lref.dpo import answer_logps, optimistic_pairs, train_dpo, warn_if_one_kind
+from shoprel.teacher.lref.config import DpoConfig
+from shoprel.teacher.lref.dpo import (
+    answer_logps,
+    balance_kinds,
+    dpo_arguments,
+    guard_verdict,
+    optimistic_pairs,
+    pair_kinds,
+    train_dpo,
+    warn_if_one_kind,
+)
 from shoprel.teacher.prompts import PromptBuilder
 from shoprel.teacher.train import TeacherTrainConfig
 
@@ -49,6 +59,63 @@ def test_pairs_of_a_single_kind_are_warned_about(caplog: pytest.LogCaptureFixtur
         warn_if_one_kind(mixed, ESCI)
         warn_if_one_kind(one_kind.head(1), ESCI)
     assert caplog.text == ""
+
+
+def test_balance_caps_the_common_kind_and_keeps_the_rare_ones() -> None:
+    # 40 partial<exact, 6 irrelevant<partial, 2 irrelevant<exact (Home Depot's grades 0, 1, 2)
+    kinds = [(1, 2)] * 40 + [(0, 1)] * 6 + [(0, 2)] * 2
+    pairs = pd.DataFrame(
+        {"row": range(48), "chosen": [c for c, _ in kinds], "rejected": [r for _, r in kinds]}
+    )
+    balanced = balance_kinds(pairs, seed=0)
+    hd = SCALES["homedepot"]
+    # the cap is max(rarest 2, 48 // (2 * 3) = 8)
+    assert pair_kinds(balanced, hd) == {
+        "irrelevant<partial": 6,
+        "irrelevant<exact": 2,
+        "partial<exact": 8,
+    }
+    assert balanced["row"].is_monotonic_increasing
+    assert set(balanced["row"]) <= set(pairs["row"])
+    assert balance_kinds(pairs, seed=0).equals(balanced)  # seeded
+    one_kind = pairs.head(40)
+    assert len(balance_kinds(one_kind, seed=0)) == 40  # nothing to balance against
+
+
+def _dev(macro_f1: float, shares: list[float]) -> dict:
+    return {"macro_f1": macro_f1, "predicted_share": dict(zip("abc", shares, strict=True))}
+
+
+@pytest.mark.parametrize(
+    ("after", "kept", "reason"),
+    [
+        (_dev(0.500, [0.3, 0.3, 0.4]), False, "change +0.000"),
+        (_dev(0.495, [0.3, 0.3, 0.4]), False, "change -0.005"),
+        (_dev(0.480, [0.3, 0.3, 0.4]), True, "macro-F1 fell by 0.020"),
+        (_dev(0.600, [0.02, 0.93, 0.05]), True, "93% of dev predictions are 'b'"),
+    ],
+)
+def test_guard_keeps_the_start_judge_when_dpo_hurts(after: dict, kept: bool, reason: str) -> None:
+    verdict = guard_verdict(_dev(0.500, [0.3, 0.3, 0.4]), after, DpoConfig(enabled=True))
+    assert verdict["kept_start"] is kept
+    assert reason in verdict["reason"]
+
+
+def test_guard_without_dev_pairs_keeps_the_tuned_judge() -> None:
+    verdict = guard_verdict({}, {}, DpoConfig(enabled=True))
+    assert not verdict["kept_start"] and "did not run" in verdict["reason"]
+
+
+def test_sft_weight_adds_trl_sft_loss(tiny_base: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    plain = TeacherTrainConfig(base=str(tiny_base), dpo={"enabled": True})
+    args = dpo_arguments(plain, model, tmp_path, 16)
+    assert list(args.loss_type) == ["sigmoid"]
+    rpo = TeacherTrainConfig(base=str(tiny_base), dpo={"enabled": True, "sft_weight": 0.5})
+    args = dpo_arguments(rpo, model, tmp_path, 16)
+    assert list(args.loss_type) == ["sigmoid", "sft"] and list(args.loss_weights) == [1.0, 0.5]
 
 
 @pytest.mark.parametrize(

@@ -59,13 +59,19 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
-def load_causal_lm(path: str | Path, device: torch.device, int8: bool) -> Any:
-    """A causal LM in the device's dtype, int8-quantized on request (CPU only), threads set."""
+def load_causal_lm(
+    path: str | Path, device: torch.device, int8: bool, dtype: torch.dtype | None = None
+) -> Any:
+    """A causal LM in ``dtype`` (default: the device's, :func:`pick_dtype`), int8-quantized on
+    request (CPU only), threads set."""
     from transformers import AutoModelForCausalLM
 
     if int8 and device.type != "cpu":
         raise ValueError("int8 scoring is dynamic quantization for the CPU; drop --int8 on CUDA")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device)
+    if int8:
+        dtype = torch.float32  # dynamic int8 quantizes fp32 weights
+    dtype = dtype or pick_dtype(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
     set_cpu_threads()
     return quantize_int8(model) if int8 else model
 
@@ -113,11 +119,13 @@ class TeacherScorer(Scorer):
         *,
         int8: bool = False,
         device: str | None = None,
+        dtype: torch.dtype | None = None,
         **options: Any,
     ) -> TeacherScorer:
         from transformers import AutoTokenizer
 
-        model = load_causal_lm(directory, torch.device(device) if device else pick_device(), int8)
+        device_ = torch.device(device) if device else pick_device()
+        model = load_causal_lm(directory, device_, int8, dtype)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         return cls(model, tokenizer, TeacherMeta.load(directory), **options)
 
@@ -129,6 +137,7 @@ class TeacherScorer(Scorer):
         *,
         prompt: PromptConfig | None = None,
         int8: bool = False,
+        dtype: torch.dtype | None = None,
         **options: Any,
     ) -> TeacherScorer:
         """A judge never fine-tuned (zero-shot), from any causal LM alias, dir or hub id."""
@@ -138,7 +147,7 @@ class TeacherScorer(Scorer):
 
         path = resolve_model(base)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = load_causal_lm(path, pick_device(), int8)
+        model = load_causal_lm(path, pick_device(), int8, dtype)
         prompt = prompt or PromptConfig()
         builder = PromptBuilder(tokenizer, get_scale(scale), prompt)
         meta = TeacherMeta(

@@ -41,6 +41,7 @@ from transformers import (
 from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import evaluate_scores, read_split, sample_pairs
 from shoprel.models import resolve_model
+from shoprel.teacher.lref.common import warmup_steps
 from shoprel.teacher.lref.config import CotConfig, DpoConfig, SelectConfig, nested
 from shoprel.teacher.model import (
     META_FILE,
@@ -222,7 +223,7 @@ def load_base(cfg: TeacherTrainConfig, device: torch.device) -> tuple[Any, Any]:
 
 
 def training_arguments(
-    cfg: TeacherTrainConfig, out: Path, device: torch.device
+    cfg: TeacherTrainConfig, out: Path, device: torch.device, examples: int
 ) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -231,7 +232,7 @@ def training_arguments(
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="linear",
-        warmup_steps=0.05,
+        warmup_steps=warmup_steps(examples, cfg.batch_size, cfg.grad_accum, cfg.epochs),
         logging_steps=cfg.logging_steps,
         save_strategy="steps",
         save_steps=cfg.save_steps,
@@ -289,7 +290,7 @@ def train_teacher(
         (out / "dev_metrics.jsonl").unlink(missing_ok=True)
     trainer = GradeTrainer(
         model=model,
-        args=training_arguments(cfg, out, device),
+        args=training_arguments(cfg, out, device, len(dataset)),
         train_dataset=dataset,
         data_collator=PadCollator(tokenizer.pad_token_id),
         grade_ids=builder.grade_ids,

@@ -42,7 +42,12 @@ def judge_metrics(scores: pd.DataFrame, pairs: pd.DataFrame, scale: GradeScale) 
     result = evaluate_scores(pairs, scores, scale)
     probs = scores[[f"p_{g}" for g in scale.grades]].to_numpy(float)
     true = scale.nearest_grade(pairs["label"].to_numpy(float))
-    result["per_grade"] = grade_report(true, probs.argmax(axis=1), scale)
+    predicted = probs.argmax(axis=1)
+    result["per_grade"] = grade_report(true, predicted, scale)
+    shares = np.bincount(predicted, minlength=scale.n_grades) / max(len(predicted), 1)
+    result["predicted_share"] = {
+        grade: round(float(share), 6) for grade, share in zip(scale.grades, shares, strict=True)
+    }
     return result
 
 

@@ -216,11 +216,22 @@ class DpoConfig:
         holdout_frac (float, defaults to 0.1): share of the train queries kept out of every earlier
             stage for DPO; pairs left out by selection join them.
         max_pool_pairs (int, defaults to 2000; 0 = all): the pool the judge scores.
+        balance (bool, defaults to True): no kind of pair (chosen grade, rejected grade) takes
+            more than its share: each kind keeps at most max(the rarest kind's count, pairs / (2 x
+            kinds)), a seeded sample. One kind alone teaches the judge to shun one grade.
     Training:
         beta (float, defaults to 0.1): TRL ``DPOConfig.beta``; higher keeps closer to the start.
         loss_type (str, defaults to ``sigmoid``): TRL ``DPOConfig.loss_type``.
+        sft_weight (float, defaults to 0 = off): weight of an SFT term on the chosen answer
+            beside the DPO loss (TRL's ``loss_type=[loss_type, "sft"]``, the RPO recipe); keeps
+            the judge from drifting off the grades it got right.
         epochs (float, 1.0), learning_rate (float, 5e-5), batch_size (int, 8 pairs),
         max_length (int, 512 tokens).
+    Guard:
+        max_f1_drop (float, defaults to 0.01): where dev macro-F1 after DPO is lower than before
+            by more than this, or ``max_grade_share`` of the dev predictions are one grade, the
+            stage keeps the judge it started from and says so in its metrics and the log.
+        max_grade_share (float, defaults to 0.9).
     """
 
     enabled: bool = _help("run the DPO stage", default=False)
@@ -229,7 +240,11 @@ class DpoConfig:
     mode: str = _help("auto | direct | cot", default="auto")
     holdout_frac: float = _help("share of train queries held out for DPO", default=0.1)
     max_pool_pairs: int = _help("pool pairs the judge scores (0 = all)", default=2000)
+    balance: bool = _help("cap each (chosen, rejected) kind of pair", default=True)
     loss_type: str = _help("TRL DPO loss type", default="sigmoid")
+    sft_weight: float = _help("weight of an SFT term on the chosen answer (0 = off)", default=0.0)
+    max_f1_drop: float = _help("guard: largest dev macro-F1 drop kept", default=0.01)
+    max_grade_share: float = _help("guard: largest share of one predicted grade", default=0.9)
     epochs: float = _help("passes over the pairs", default=1.0)
     learning_rate: float = _help("peak learning rate", default=5e-5)
     batch_size: int = _help("pairs per step", default=8)
@@ -246,6 +261,9 @@ class DpoConfig:
         _positive("dpo", self, ("beta", "epochs", "learning_rate", "batch_size", "max_length"))
         if self.max_pool_pairs < 0:
             raise ValueError(f"dpo.max_pool_pairs: expected >= 0, got {self.max_pool_pairs}")
+        if self.sft_weight < 0 or self.max_f1_drop < 0:
+            raise ValueError("dpo.sft_weight and dpo.max_f1_drop must be >= 0")
+        _share("dpo.max_grade_share", self.max_grade_share, open_low=True)
 
 
 STAGE_CONFIGS: dict[str, type] = {"select": SelectConfig, "cot": CotConfig, "dpo": DpoConfig}

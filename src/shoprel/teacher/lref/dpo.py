@@ -53,6 +53,23 @@ def optimistic_pairs(probs: np.ndarray, true: np.ndarray, top_k: int = 2) -> pd.
     return pd.DataFrame({"row": np.flatnonzero(keep), "chosen": true[keep], "rejected": top[keep]})
 
 
+def pair_kinds(pairs: pd.DataFrame, scale: GradeScale) -> dict[str, int]:
+    """Preference pairs per kind, ``"chosen<rejected"`` by grade name."""
+    counts = pairs.groupby(["chosen", "rejected"]).size()
+    return {f"{scale.grades[c]}<{scale.grades[r]}": int(n) for (c, r), n in counts.items()}
+
+
+def balance_kinds(pairs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """At most max(the rarest kind's count, pairs / (2 x kinds)) pairs of each (chosen, rejected)
+    kind, a seeded sample of each; the rows stay in their order."""
+    if pairs.empty:
+        return pairs
+    groups = pairs.groupby(["chosen", "rejected"])
+    cap = max(int(groups.size().min()), len(pairs) // (2 * groups.ngroups))
+    keep = [g.sample(min(len(g), cap), random_state=seed) for _, g in groups]
+    return pd.concat(keep).sort_index().reset_index(drop=True)
+
+
 def answer_logps(
     model: Any, prompts: list[list[int]], answers: list[list[int]], pad_id: int, batch_size: int = 4
 ) -> np.ndarray:
@@ -93,9 +110,11 @@ def dpo_arguments(cfg: Any, model: Any, out: Path, pairs: int) -> Any:
     from trl import DPOConfig
 
     dpo = cfg.dpo
+    losses = {dpo.loss_type: 1.0} | ({"sft": dpo.sft_weight} if dpo.sft_weight else {})
     return DPOConfig(
         beta=dpo.beta,
-        loss_type=[dpo.loss_type],
+        loss_type=list(losses),
+        loss_weights=list(losses.values()),
         learning_rate=dpo.learning_rate,
         max_length=dpo.max_length,
         **lora_trainer_arguments(cfg, model, out, pairs, dpo.batch_size, dpo.epochs),
@@ -165,10 +184,13 @@ def run_dpo(
     before = _dev_metrics(scorer, dev, scale, mode, cfg)
     true = scale.nearest_grade(pool["label"].to_numpy(float))
     answers = PoolAnswers(scorer, pool, mode, cfg, out)
-    pairs = optimistic_pairs(answers.probs, true, cfg.dpo.top_k)
+    found = optimistic_pairs(answers.probs, true, cfg.dpo.top_k)
+    pairs = balance_kinds(found, cfg.seed) if cfg.dpo.balance else found
     warn_if_one_kind(pairs, scale)
     _write_pairs(pool, pairs, answers.probs, scale, out)
     facts: dict[str, Any] = {"mode": mode, "pool": len(pool), "pairs": len(pairs)}
+    facts["kinds_found"], facts["kinds"] = pair_kinds(found, scale), pair_kinds(pairs, scale)
+    logger.info("dpo: preference pairs by kind %s (found %s)", facts["kinds"], facts["kinds_found"])
     facts["errors"] = int((answers.probs.argmax(1) != true).sum())
     facts["optimistic_errors"] = int((answers.probs.argmax(1) > true).sum())
     if pairs.empty:
@@ -182,11 +204,39 @@ def run_dpo(
     else:
         facts |= tune_on_pairs(cfg, answers, pairs, (model, tokenizer, meta), start, out)
         after = _dev_metrics(TeacherScorer.load(out), dev, scale, mode, cfg)
+        facts["guard"] = guard_verdict(before.get("direct"), after.get("direct"), cfg.dpo)
+        if facts["guard"]["kept_start"]:
+            logger.warning(
+                "dpo: %s; the stage keeps the judge it started from (%s)",
+                facts["guard"]["reason"], start,
+            )  # fmt: skip
+            publish(start, out)
+            facts["tuned_dev"], after = after.get("direct"), before
     write_stage_metrics(
         out, "dpo", time.perf_counter() - started, **facts, before=before, after=after,
         dev=after.get("direct"),
     )  # fmt: skip
     return out
+
+
+def guard_verdict(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, dpo: Any
+) -> dict[str, Any]:
+    """Whether DPO hurt the judge on dev: macro-F1 down by more than ``dpo.max_f1_drop``, or one
+    grade taking more than ``dpo.max_grade_share`` of the predictions."""
+    if not before or not after:
+        return {"kept_start": False, "reason": "no dev pairs: the guard did not run"}
+    drop = before["macro_f1"] - after["macro_f1"]
+    grade, share = max(after["predicted_share"].items(), key=lambda item: item[1])
+    reasons = []
+    if drop > dpo.max_f1_drop:
+        reasons.append(f"dev macro-F1 fell by {drop:.3f} (> {dpo.max_f1_drop})")
+    if share > dpo.max_grade_share:
+        limit = f"{dpo.max_grade_share:.0%}"
+        reasons.append(f"{share:.0%} of dev predictions are {grade!r} (> {limit})")
+    change = after["macro_f1"] - before["macro_f1"]
+    verdict = "; ".join(reasons) or f"dev macro-F1 change {change:+.3f}, top grade share {share:.0%}"
+    return {"kept_start": bool(reasons), "reason": verdict, "macro_f1_drop": round(drop, 6)}
 
 
 def warn_if_one_kind(pairs: pd.DataFrame, scale: GradeScale) -> None:

@@ -1,0 +1,78 @@
+"""The judge in bf16 on the CPU: chosen where the CPU has bf16 instructions, and ranking as fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from scipy.stats import spearmanr
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from shoprel.teacher import model as judge_model
+from shoprel.teacher.scorer import TeacherScorer
+
+
+@pytest.fixture(scope="module")
+def spread_judge(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny judge re-initialised with larger weights, so that its scores differ across pairs
+    by more than bf16's rounding of a near-constant output."""
+    config = LlamaConfig.from_pretrained(tiny_base)
+    config.initializer_range = 0.3
+    torch.manual_seed(1)
+    out = tmp_path_factory.mktemp("spread-judge")
+    LlamaForCausalLM(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_base).save_pretrained(out)
+    return out
+
+
+def _scores(base: Path, pairs: pd.DataFrame, dtype: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(judge_model.DTYPE_ENV, dtype)
+    scorer = TeacherScorer.from_base(str(base), "esci", batch_size=16)
+    assert next(scorer.model.parameters()).dtype == judge_model.DTYPES[dtype]
+    return scorer.predict(pairs)["score"].to_numpy()
+
+
+def test_bf16_scores_rank_as_fp32(
+    spread_judge: Path, demo_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(300)
+    fp32 = _scores(spread_judge, pairs, "float32", monkeypatch)
+    bf16 = _scores(spread_judge, pairs, "bfloat16", monkeypatch)
+    assert fp32.std() > 0.05  # the scores spread, so agreement means something
+    assert (bf16 != fp32).any()  # the two runs did differ in precision
+    assert spearmanr(fp32, bf16).statistic >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "speedup", "expected"),
+    [
+        ("flags\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n", 3.7, torch.bfloat16),
+        ("flags\t: fpu avx2 amx_bf16 amx_tile\n", 1.6, torch.bfloat16),
+        ("flags\t: fpu avx2 avx512f avx512_bf16\n", 0.7, torch.float32),  # has it, slower
+        ("flags\t: fpu avx2 avx512f avx512_vnni\n", 9.9, torch.float32),  # no instructions
+    ],
+)
+def test_cpu_dtype_follows_flags_and_measured_speed(
+    cpuinfo: str,
+    speedup: float,
+    expected: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(judge_model.DTYPE_ENV, raising=False)
+    monkeypatch.setattr(judge_model, "read_cpuinfo", lambda: cpuinfo)
+    monkeypatch.setattr(judge_model, "cpu_bf16_speedup", lambda: speedup)
+    judge_model.cpu_has_bf16.cache_clear()
+    try:
+        assert judge_model.pick_dtype(torch.device("cpu")) == expected
+    finally:
+        judge_model.cpu_has_bf16.cache_clear()
+
+
+def test_dtype_override_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(judge_model.DTYPE_ENV, "fp32")
+    assert judge_model.pick_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.setenv(judge_model.DTYPE_ENV, "half")
+    with pytest.raises(ValueError, match="SHOPREL_DTYPE='half'"):
+        judge_model.pick_dtype(torch.device("cpu"))
