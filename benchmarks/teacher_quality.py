@@ -7,8 +7,10 @@
 Each model (a dir, or an encoder alias such as ``minilm-l6``) scores the split once (cached in
 ``--out/cache/SPLIT``); an ensemble reuses its members' scores. Prints a table, then one JSON
 object (the last line) with each model's metrics, training pairs, training seconds and scoring
-pairs/s. ``--plot`` draws each model's reliability: mean true label against mean predicted label
-(the grade distribution's expectation, or a linear map cross-fitted by query) in ten bins.
+pairs/s. ``--compare A:B`` (repeatable) adds the paired bootstrap over queries of A minus B on
+pairwise accuracy and AUC (95% interval, 1,000 resamples). ``--plot`` draws each model's
+reliability: mean true label against mean predicted label (the grade distribution's expectation,
+or a linear map cross-fitted by query) in ten bins.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shoprel.eval.baselines import run_baseline
 from shoprel.eval.compare import compare_models
 from shoprel.eval.evaluate import align_scores, evaluate_scores, predicted_labels, read_split
 from shoprel.eval.plots import label_reliability, plot_reliability
+from shoprel.eval.significance import paired_bootstrap, ranking_metric_fns
 from shoprel.eval.table import metrics_table
 
 
@@ -36,9 +39,13 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="NAME=DIR")
     parser.add_argument("--baseline", action="append", default=[], help="bm25 | biencoder")
     parser.add_argument("--plot", type=Path, help="reliability diagram of the models (PNG)")
+    parser.add_argument(
+        "--compare", action="append", default=[], help="A:B, paired bootstrap of A minus B"
+    )
     args = parser.parse_args()
     pairs, scale = read_split(args.data, args.split)
     results: dict[str, dict[str, Any]] = {}
+    aligned_scores: dict[str, pd.DataFrame] = {}
     curves: dict[str, dict[str, list[float]]] = {}
     for name in args.baseline:
         for split in ("dev", args.split):
@@ -52,8 +59,10 @@ def main() -> None:
             pairs, pd.read_parquet(args.out / f"{name}.{args.split}.parquet"), name
         )
         results[name] = evaluate_scores(pairs, scores, scale, dev)
+        aligned_scores[name] = scores
     models = dict(item.partition("=")[::2] for item in args.model)
     metrics, scores = compare_models(models, pairs, scale, args.out / "cache" / args.split)
+    aligned_scores |= scores
     for name, aligned in scores.items():
         results[name] = metrics[name]
         predicted, _, _ = predicted_labels(pairs, aligned, scale)
@@ -62,7 +71,30 @@ def main() -> None:
     if args.plot and curves:
         plot_reliability(curves, args.plot, f"reliability on {args.split} ({len(pairs)} pairs)")
     Console(width=160).print(metrics_table(results, title=f"{args.data} / {args.split}"))
-    print(json.dumps({"split": args.split, "pairs": len(pairs), "models": results}))
+    differences = compare_pairs(args.compare, pairs, aligned_scores, scale)
+    for key, diff in differences.items():
+        print(f"{key}: " + ", ".join(f"{m} {d['diff']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+                                     for m, d in diff.items()))  # fmt: skip
+    summary = {"split": args.split, "pairs": len(pairs), "models": results}
+    print(json.dumps(summary | {"differences": differences}))
+
+
+def compare_pairs(
+    specs: list[str], pairs: pd.DataFrame, scores: dict[str, pd.DataFrame], scale: Any
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{"A - B": {metric: paired bootstrap}}`` for each ``A:B`` of ``specs``."""
+    out = {}
+    for spec in specs:
+        a, _, b = spec.partition(":")
+        if a not in scores or b not in scores:
+            raise SystemExit(f"--compare {spec}: models are {', '.join(scores)}")
+        out[f"{a} - {b}"] = {
+            metric: paired_bootstrap(
+                pairs, scores[a]["score"].to_numpy(), scores[b]["score"].to_numpy(), fn
+            )
+            for metric, fn in ranking_metric_fns(scale).items()
+        }
+    return out
 
 
 if __name__ == "__main__":

