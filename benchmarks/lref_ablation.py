@@ -48,6 +48,7 @@ from shoprel.teacher.lref.common import (
 )
 from shoprel.teacher.lref.runner import HEADLINE, SUMMARY_FILE, lref_splits
 from shoprel.teacher.lref.selection import read_selection
+from shoprel.teacher.sft import run_sft
 from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
 STAGE_ROWS = {"sft": "SFT, LREF-selected pairs", "cot": "+ Multi-CoT", "dpo": "+ DPO"}
@@ -95,7 +96,7 @@ def baseline_row(
     if done.is_file():
         return json.loads(done.read_text())
     started = time.perf_counter()
-    train_teacher(plain_stage(cfg, max_train_pairs=0, max_dev_pairs=0), args.data, out, pairs=pairs)
+    run_sft(plain_stage(cfg, max_train_pairs=0, max_dev_pairs=0), args.data, out, pairs=pairs)
     seconds = round(time.perf_counter() - started, 1)
     metrics = judge_metrics(score_judge(out, dev), dev, scale)
     row = {"train_examples": len(pairs), "train_seconds": seconds}

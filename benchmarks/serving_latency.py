@@ -40,7 +40,7 @@ from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import read_split
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, load_session, load_tokenizer
 from shoprel.serve.reranker import Reranker
-from shoprel.student.train import item_texts
+from shoprel.student.scorer import item_texts
 
 FIELDS = ["title", "brand", "category"]
 Rerank = Callable[[str, list[dict[str, str]]], Any]

@@ -20,7 +20,7 @@ from shoprel.scoring import load_scorer
 from shoprel.serve import export
 from shoprel.serve.export import QUANT_SETTINGS, ExportConfig, GateError, QuantSetting, export_onnx
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, OnnxScorer, to_scores
-from shoprel.student.train import CrossEncoderScorer, item_texts
+from shoprel.student.scorer import CrossEncoderScorer, item_texts
 
 
 def test_fp32_graph_scores_like_torch(

@@ -19,13 +19,8 @@ from shoprel.data.schema import get_scale
 from shoprel.eval.metrics import pairwise_accuracy
 from shoprel.scoring import load_scorer
 from shoprel.student.callbacks import BestEpochCallback
-from shoprel.student.train import (
-    META_FILE,
-    CrossEncoderScorer,
-    StudentTrainConfig,
-    item_texts,
-    train_cross_encoder,
-)
+from shoprel.student.scorer import CrossEncoderScorer, item_texts
+from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_encoder
 
 
 def test_item_text_keeps_short_fields_only() -> None:

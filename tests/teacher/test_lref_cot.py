@@ -103,7 +103,7 @@ def test_cot_scoring_reads_the_grade_after_generated_reasoning(
 
 
 def test_warmup_is_five_percent_of_the_steps_and_none_for_short_runs() -> None:
-    from shoprel.teacher.lref.common import warmup_steps
+    from shoprel.teacher.judge_io import warmup_steps
 
     assert warmup_steps(examples=4, batch_size=8, grad_accum=1, epochs=1) == 0
     assert warmup_steps(examples=300, batch_size=8, grad_accum=1, epochs=1) == 1  # 38 steps

@@ -15,12 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from shoprel.data.schema import SCALES
 from shoprel.teacher.prompts import PromptBuilder, PromptConfig, VerbalizerError
 from shoprel.teacher.scorer import TeacherScorer
-from shoprel.teacher.train import (
-    TeacherTrainConfig,
-    soft_target_loss,
-    targets_for,
-    train_teacher,
-)
+from shoprel.teacher.sft import soft_target_loss, targets_for
+from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
 ESCI = SCALES["esci"]
 
@@ -148,7 +144,7 @@ def test_resume_continues_the_same_run(
 ) -> None:
     cfg = tiny_config(tiny_base, max_dev_pairs=0)
     whole = train_teacher(cfg, demo_data, tmp_path / "whole")
-    from shoprel.teacher import train as train_module
+    from shoprel.teacher import sft as train_module
 
     original = train_module.GradeTrainer.__init__
 

@@ -18,7 +18,7 @@ from shoprel.data.prepare import PrepareConfig
 from shoprel.labeling.run import LabelConfig
 from shoprel.serve.export import ExportConfig
 from shoprel.student.train import StudentTrainConfig
-from shoprel.teacher.train import TeacherTrainConfig
+from shoprel.teacher.config import TeacherTrainConfig
 
 
 @dataclass

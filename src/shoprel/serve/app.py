@@ -192,8 +192,8 @@ async def submit(
 
 def check_model(settings: ServeSettings) -> None:
     """Fail fast, before binding a port, on a dir that holds no model shoprel can serve."""
+    from shoprel.scoring import CROSS_ENCODER_META
     from shoprel.serve.onnx_scorer import META_FILE as ONNX_META
-    from shoprel.student.train import META_FILE as CROSS_ENCODER_META
 
     directory, onnx_file = settings.model, settings.onnx_file
     if not any((directory / name).is_file() for name in (ONNX_META, CROSS_ENCODER_META)):

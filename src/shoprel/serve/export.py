@@ -91,7 +91,7 @@ class GateError(ValueError):
 
 
 def read_cross_encoder_meta(model_dir: Path) -> dict[str, Any]:
-    from shoprel.student.train import META_FILE as CROSS_ENCODER_META
+    from shoprel.scoring import CROSS_ENCODER_META
 
     path = model_dir / CROSS_ENCODER_META
     if not path.is_file():

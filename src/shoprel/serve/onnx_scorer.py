@@ -22,26 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shoprel.data.schema import GradeScale, get_scale
+from shoprel.data.schema import get_scale
 from shoprel.progress import progress_bar
+from shoprel.scoring import ONNX_META as META_FILE
 from shoprel.scoring import Scorer
+from shoprel.student.scorer import item_texts, to_scores
 
-META_FILE = "shoprel_onnx.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-ACTIVATIONS = ("sigmoid", "identity")
-
-
-def to_scores(logits: np.ndarray, scale: GradeScale, activation: str = "sigmoid") -> np.ndarray:
-    """Scores as the torch scorer gives them: ``sigmoid`` maps the logit to the label scale,
-    ``low + sigmoid(logit) * (high - low)``; ``identity`` (distilled students) keeps the logit."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-    logits = np.asarray(logits, dtype=np.float64)
-    if activation == "identity":
-        return logits
-    return scale.low + (scale.high - scale.low) / (1.0 + np.exp(-logits))
 
 
 def session_options(threads: int = 0, pin_threads: bool = True, spin: bool = True) -> Any:
@@ -181,8 +170,6 @@ class OnnxScorer(Scorer):
         return to_scores(self.logits(queries, texts), self.scale, self.activation)
 
     def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
-        from shoprel.student.train import item_texts
-
         queries = pairs["query"].astype(str).tolist()
         logits = self.logits(queries, item_texts(pairs, self.fields), progress=progress)
         score = to_scores(logits, self.scale, self.activation)

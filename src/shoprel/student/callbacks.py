@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 
 from shoprel.eval.evaluate import evaluate_scores
 from shoprel.io import write_jsonl
-from shoprel.student.train import CrossEncoderScorer
+from shoprel.student.scorer import CrossEncoderScorer
 
 logger = logging.getLogger(__name__)
 

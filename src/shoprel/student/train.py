@@ -30,7 +30,6 @@ category), no description.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,11 +40,11 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.readers import DataError
-from shoprel.data.schema import GradeScale, get_scale
+from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import read_split
 from shoprel.io import write_json
 from shoprel.models import resolve_model
-from shoprel.scoring import Scorer
+from shoprel.scoring import CROSS_ENCODER_META as META_FILE
 from shoprel.student.data import (
     check_heldout,
     check_scale,
@@ -54,12 +53,11 @@ from shoprel.student.data import (
     take_queries,
     training_pairs,
 )
+from shoprel.student.scorer import CrossEncoderScorer, item_texts
 
 logger = logging.getLogger(__name__)
-META_FILE = "shoprel_cross_encoder.json"
 LOSSES = ("labels", "mse", "margin-mse")
 TEACHER_LOSSES = ("mse", "margin-mse")
-ACTIVATIONS = ("sigmoid", "identity")
 TARGET = "unit_target"  # the training target mapped to [0, 1]
 
 
@@ -127,61 +125,8 @@ class StudentTrainConfig:
         return "sigmoid" if self.loss == "labels" else "identity"
 
 
-def item_texts(pairs: pd.DataFrame, fields: list[str]) -> list[str]:
-    """The title, then each short field that is set (``title | brand | category``)."""
-    columns = [pairs["title"].fillna("")] + [pairs[f].fillna("") for f in fields if f in pairs]
-    return [" | ".join(part for part in parts if part) for parts in zip(*columns, strict=True)]
-
-
 def to_unit(labels: Any, scale: GradeScale) -> np.ndarray:
     return (np.asarray(labels, dtype=float) - scale.low) / (scale.high - scale.low)
-
-
-class CrossEncoderScorer(Scorer):
-    """A cross-encoder saved by shoprel: the sigmoid of the logit on the label scale, or the raw
-    logit (``activation="identity"``, distilled students)."""
-
-    def __init__(
-        self,
-        model: Any,
-        scale: GradeScale,
-        fields: list[str],
-        batch_size: int = 64,
-        activation: str = "sigmoid",
-    ) -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
-        self.model, self.scale, self.fields = model, scale, fields
-        self.batch_size, self.activation = batch_size, activation
-
-    @classmethod
-    def load(cls, directory: str | Path, **options: Any) -> CrossEncoderScorer:
-        from sentence_transformers import CrossEncoder
-
-        meta = json.loads((Path(directory) / META_FILE).read_text())
-        model = CrossEncoder(str(directory), max_length=meta["max_length"])
-        activation = meta.get("activation", "sigmoid")  # dirs saved before distillation
-        scale = get_scale(meta["scale"])
-        return cls(model, scale, meta["fields"], activation=activation, **options)
-
-    def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
-        import torch
-
-        inputs = list(zip(pairs["query"], item_texts(pairs, self.fields), strict=True))
-        was_training = self.model.training
-        logits = self.model.predict(
-            inputs,
-            batch_size=self.batch_size,
-            show_progress_bar=progress,
-            activation_fn=torch.nn.Identity(),
-            convert_to_numpy=True,
-        )
-        self.model.train(was_training)
-        score = np.asarray(logits, dtype=float).reshape(-1)
-        if self.activation == "sigmoid":
-            unit = 1.0 / (1.0 + np.exp(-score))
-            score = self.scale.low + unit * (self.scale.high - self.scale.low)
-        return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
 
 
 def student_pairs(cfg: StudentTrainConfig, data_dir: str | Path) -> tuple[pd.DataFrame, GradeScale]:

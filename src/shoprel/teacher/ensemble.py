@@ -24,9 +24,9 @@ import pandas as pd
 from shoprel.data.schema import get_scale
 from shoprel.eval.evaluate import align_scores, evaluate_scores, read_split
 from shoprel.io import write_json, write_parquet
+from shoprel.scoring import ENSEMBLE_META as META_FILE
 from shoprel.scoring import Scorer, load_scorer
 
-META_FILE = "shoprel_ensemble.json"
 logger = logging.getLogger(__name__)
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
+from shoprel.scoring import TEACHER_META as META_FILE
 from shoprel.teacher.prompts import PromptConfig
 
-META_FILE = "shoprel_teacher.json"
 logger = logging.getLogger(__name__)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from dataclasses import replace
@@ -70,44 +69,6 @@ def read_stage_metrics(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def lora_config(cfg: Any) -> Any:
-    """The PEFT block of the teacher config, for a stage that tunes a merged judge further."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-
-
-def load_judge(directory: Path) -> tuple[Any, Any, Any]:
-    """Model (in the device's dtype, on the device), tokenizer and meta of a saved judge."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from shoprel.teacher.model import TeacherMeta, pick_device, pick_dtype
-
-    device = pick_device()
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=pick_dtype(device)).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer, TeacherMeta.load(directory)
-
-
-def trainer_precision(model: Any) -> dict[str, Any]:
-    """TRL configs default to bf16; the judge trains in the dtype it was loaded in."""
-    import torch
-
-    device = next(model.parameters()).device
-    return {
-        "bf16": next(model.parameters()).dtype == torch.bfloat16,
-        "use_cpu": device.type == "cpu",
-    }
-
-
 def publish(stage_dir: Path, out: Path) -> None:
     """Make ``out`` a judge dir holding the files of ``stage_dir`` (hard links where possible)."""
     from shoprel.teacher.model import META_FILE
@@ -126,32 +87,3 @@ def publish(stage_dir: Path, out: Path) -> None:
         os.replace(tmp, target)
     shutil.copy2(stage_dir / META_FILE, out / f".{META_FILE}.tmp")
     os.replace(out / f".{META_FILE}.tmp", out / META_FILE)
-
-
-def warmup_steps(examples: int, batch_size: int, grad_accum: int, epochs: float) -> int:
-    """5% of the optimizer steps, rounded down: a run of under 20 steps has no warmup (a
-    one-step run that started from a learning rate of 0 would not move at all)."""
-    steps = math.ceil(examples / (batch_size * grad_accum)) * epochs
-    return int(0.05 * steps)
-
-
-def lora_trainer_arguments(
-    cfg: Any, model: Any, out: Path, examples: int, batch_size: int, epochs: float
-) -> dict[str, Any]:
-    """Arguments every LREF stage trainer (TRL SFT and DPO configs) shares."""
-    return {
-        "output_dir": str(out),
-        "num_train_epochs": epochs,
-        "per_device_train_batch_size": batch_size,
-        "gradient_accumulation_steps": cfg.grad_accum,
-        "gradient_checkpointing": False,
-        "lr_scheduler_type": "linear",
-        "warmup_steps": warmup_steps(examples, batch_size, cfg.grad_accum, epochs),
-        "logging_steps": cfg.logging_steps,
-        "save_strategy": "no",
-        "report_to": [],
-        "seed": cfg.seed,
-        "data_seed": cfg.seed,
-        "dataloader_num_workers": 0,
-        **trainer_precision(model),
-    }

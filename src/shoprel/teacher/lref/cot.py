@@ -32,19 +32,18 @@ import pandas as pd
 from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import sample_pairs
 from shoprel.io import write_jsonl
-from shoprel.teacher.lref.common import (
-    judge_metrics,
+from shoprel.teacher.judge_io import (
     load_judge,
     lora_config,
     lora_trainer_arguments,
-    score_judge,
-    write_stage_metrics,
+    save_merged,
 )
+from shoprel.teacher.lref.common import judge_metrics, score_judge, write_stage_metrics
+from shoprel.teacher.lref.generators import make_generator
 from shoprel.teacher.lref.rationales import (
     ITEM_FIELDS,
     Rationale,
     RationaleRequest,
-    make_generator,
     wrong_grade,
 )
 from shoprel.teacher.lref.rules import RelevanceRules
@@ -182,8 +181,6 @@ def run_cot(
     cfg: Any, pairs: pd.DataFrame, dev: pd.DataFrame, scale: GradeScale, start: Path, out: Path
 ) -> Path:
     """Tune the judge in ``start`` with Multi-CoT on ``pairs``; save the merged judge in ``out``."""
-    from shoprel.teacher.train import save_merged
-
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     pairs = sample_pairs(pairs, cfg.cot.max_pairs, cfg.seed)

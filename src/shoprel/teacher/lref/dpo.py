@@ -29,14 +29,13 @@ import torch
 from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import sample_pairs
 from shoprel.io import write_parquet
-from shoprel.teacher.lref.common import (
-    judge_metrics,
+from shoprel.teacher.judge_io import (
     load_judge,
     lora_config,
     lora_trainer_arguments,
-    publish,
-    write_stage_metrics,
+    save_merged,
 )
+from shoprel.teacher.lref.common import judge_metrics, publish, write_stage_metrics
 from shoprel.teacher.model import pad_right
 
 logger = logging.getLogger(__name__)
@@ -235,7 +234,8 @@ def guard_verdict(
         limit = f"{dpo.max_grade_share:.0%}"
         reasons.append(f"{share:.0%} of dev predictions are {grade!r} (> {limit})")
     change = after["macro_f1"] - before["macro_f1"]
-    verdict = "; ".join(reasons) or f"dev macro-F1 change {change:+.3f}, top grade share {share:.0%}"
+    summary = f"dev macro-F1 change {change:+.3f}, top grade share {share:.0%}"
+    verdict = "; ".join(reasons) or summary
     return {"kept_start": bool(reasons), "reason": verdict, "macro_f1_drop": round(drop, 6)}
 
 
@@ -263,8 +263,6 @@ def tune_on_pairs(
 ) -> dict[str, float]:
     """DPO on the preference pairs; saves the merged judge into ``out``. Returns the mean
     rejected-minus-chosen log-probability margin before and after."""
-    from shoprel.teacher.train import save_merged
-
     model, tokenizer, meta = judge
     prompts, chosen, rejected = answers.preference_ids(pairs)
     pad = tokenizer.pad_token_id
@@ -333,7 +331,7 @@ class PoolAnswers:
 
     def _true_rationales(self, pairs: pd.DataFrame) -> list[str]:
         from shoprel.teacher.lref.cot import requests_for
-        from shoprel.teacher.lref.rationales import make_generator
+        from shoprel.teacher.lref.generators import make_generator
 
         subset = self.pool.iloc[pairs["row"].to_numpy()].reset_index(drop=True)
         generator = make_generator(self.cfg.cot, self.scale, self.out / "cache", self.pool)

@@ -1,6 +1,6 @@
 """Rationale generators for Multi-CoT: EE, RA and DR texts behind one interface.
 
-    generator = make_generator(cfg.cot, scale, cache_dir)
+    generator = make_generator(cfg.cot, scale, cache_dir, pairs)   # shoprel.teacher.lref.generators
     texts = generator.generate([RationaleRequest("ee", query, item, grade="exact"), ...])
 
 - **EE** (explain): why the pair has its grade.
@@ -17,7 +17,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,7 @@ import pandas as pd
 from shoprel.augment.synthetic import product_type
 from shoprel.data.schema import GradeScale
 from shoprel.progress import progress_bar
-from shoprel.teacher.lref.config import COT_KINDS, CotConfig
+from shoprel.teacher.lref.config import COT_KINDS
 from shoprel.teacher.lref.rules import RelevanceRules
 from shoprel.teacher.lref.signals import MODIFIERS, Signals, extract, type_head
 
@@ -194,16 +193,3 @@ def describe_signals(signals: Signals, positive_only: bool = False) -> str:
     if signals.missing_words and not positive_only:
         parts.append(f"Not stated by the product: {', '.join(signals.missing_words)}.")
     return " ".join(parts) or "The product matches what the query names."
-
-
-def make_generator(
-    cfg: CotConfig, scale: GradeScale, cache_dir: str | Path, pairs: pd.DataFrame
-) -> RationaleGenerator:
-    """The generator ``cfg.generator`` names, with the rules of ``cfg.rules``; ``pairs`` are the
-    data's pairs (the rules generator learns the brands and product types from them)."""
-    rules = RelevanceRules.load(cfg.rules or None)
-    if cfg.generator == "rules":
-        return RulesGenerator.from_pairs(rules, scale, pairs)
-    from shoprel.teacher.lref.openai_generator import OpenAIGenerator
-
-    return OpenAIGenerator(cfg.openai, rules, scale, cache_dir=cfg.openai.cache_dir or cache_dir)

@@ -142,13 +142,13 @@ def _sft(
     resume: bool,
 ) -> Path:
     """The judge trained on ``pairs`` exactly as plain ``teacher train`` trains it."""
-    from shoprel.teacher.train import train_teacher
+    from shoprel.teacher.sft import run_sft
 
     if resume and _done(out):
         return out
     started = time.perf_counter()
     sft_cfg = plain_stage(cfg, max_train_pairs=0)
-    train_teacher(sft_cfg, data_dir, out, resume=resume, pairs=pairs)
+    run_sft(sft_cfg, data_dir, out, resume=resume, pairs=pairs)
     seconds = time.perf_counter() - started
     dev_metrics = judge_metrics(score_judge(out, dev), dev, scale) if not dev.empty else {}
     write_stage_metrics(out, "sft", seconds, train_pairs=len(pairs), dev=dev_metrics)

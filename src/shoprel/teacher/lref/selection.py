@@ -184,7 +184,7 @@ def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: in
     select = cfg.select
     base = select.aux_base or cfg.base
     if is_causal_lm(base):
-        from shoprel.teacher.train import train_teacher
+        from shoprel.teacher.sft import run_sft
 
         aux_cfg = plain_stage(
             cfg,
@@ -195,7 +195,7 @@ def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: in
             max_dev_pairs=0,
             seed=seed,
         )
-        model_dir = train_teacher(aux_cfg, data_dir, out, pairs=pairs)
+        model_dir = run_sft(aux_cfg, data_dir, out, pairs=pairs)
         shutil.rmtree(model_dir / "checkpoints", ignore_errors=True)  # never resumed
         return model_dir
     from shoprel.student.train import StudentTrainConfig, train_cross_encoder

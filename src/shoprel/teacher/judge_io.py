@@ -1,0 +1,113 @@
+"""Loading, adapting and saving a judge; the trainer arguments every judge stage shares.
+
+SFT (:mod:`shoprel.teacher.sft`), Multi-CoT and DPO (:mod:`shoprel.teacher.lref`) load a base or a
+saved judge here, wrap it in the same LoRA block, train with the same warmup rule and precision,
+and save it merged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from shoprel.models import resolve_model
+from shoprel.teacher.config import TeacherTrainConfig
+from shoprel.teacher.model import META_FILE, TeacherMeta, pick_device, pick_dtype
+
+
+def load_base(cfg: TeacherTrainConfig, device: torch.device) -> tuple[Any, Any]:
+    """The base causal LM (LoRA-wrapped unless ``cfg.lora`` is off) and its tokenizer."""
+    path = resolve_model(cfg.base)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device))
+    if cfg.lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(cfg))
+    return model, tokenizer
+
+
+def load_judge(directory: Path) -> tuple[Any, Any, Any]:
+    """Model (in the device's dtype, on the device), tokenizer and meta of a saved judge."""
+    device = pick_device()
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=pick_dtype(device)).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, TeacherMeta.load(directory)
+
+
+def lora_config(cfg: Any) -> Any:
+    """The PEFT block of the teacher config, for a stage that tunes a merged judge further."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def save_merged(model: Any, tokenizer: Any, meta: TeacherMeta, out: Path) -> None:
+    """Merge LoRA weights in and save a plain model dir; the meta file is written last."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    (out / META_FILE).unlink(missing_ok=True)
+    staging = out / ".model-tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    for path in staging.iterdir():
+        os.replace(path, out / path.name)
+    staging.rmdir()
+    meta.save(out)
+
+
+def warmup_steps(examples: int, batch_size: int, grad_accum: int, epochs: float) -> int:
+    """5% of the optimizer steps, rounded down: a run of under 20 steps has no warmup (a
+    one-step run that started from a learning rate of 0 would not move at all)."""
+    steps = math.ceil(examples / (batch_size * grad_accum)) * epochs
+    return int(0.05 * steps)
+
+
+def trainer_precision(model: Any) -> dict[str, Any]:
+    """TRL configs default to bf16; the judge trains in the dtype it was loaded in."""
+    import torch
+
+    device = next(model.parameters()).device
+    return {
+        "bf16": next(model.parameters()).dtype == torch.bfloat16,
+        "use_cpu": device.type == "cpu",
+    }
+
+
+def lora_trainer_arguments(
+    cfg: Any, model: Any, out: Path, examples: int, batch_size: int, epochs: float
+) -> dict[str, Any]:
+    """Arguments every LREF stage trainer (TRL SFT and DPO configs) shares."""
+    return {
+        "output_dir": str(out),
+        "num_train_epochs": epochs,
+        "per_device_train_batch_size": batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "gradient_checkpointing": False,
+        "lr_scheduler_type": "linear",
+        "warmup_steps": warmup_steps(examples, batch_size, cfg.grad_accum, epochs),
+        "logging_steps": cfg.logging_steps,
+        "save_strategy": "no",
+        "report_to": [],
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "dataloader_num_workers": 0,
+        **trainer_precision(model),
+    }
