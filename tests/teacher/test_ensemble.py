@@ -68,9 +68,20 @@ def test_ensemble_of_two_judges(tiny_base: Path, demo_data: Path, tmp_path: Path
     with pytest.raises(ValueError, match="at least two members"):
         fit_ensemble(demo_data, {"judge0": members["judge0"]}, tmp_path / "one")
     result = fit_ensemble(demo_data, members, tmp_path / "ensemble")
-    dev = result["dev"]
-    # least squares over the members (weight 1 each alone) cannot do worse in-sample
-    assert dev["ensemble (in-sample)"]["rmse"] <= min(dev["judge0"]["rmse"], dev["judge1"]["rmse"])
+    # least squares over both members cannot fit the dev labels worse than either member's own
+    # least-squares line
+    dev = pd.read_parquet(demo_data / "dev.parquet")[["pair_id", "label"]]
+    for name in members:
+        cached = pd.read_parquet(tmp_path / "ensemble" / "dev_scores" / f"{name}.parquet")
+        dev = dev.merge(cached.rename(columns={"score": name}), on="pair_id")
+    labels = dev["label"].to_numpy(float)
+
+    def rmse(fitted: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((labels - fitted) ** 2)))
+
+    combined = result["intercept"] + sum(result["weights"][n] * dev[n] for n in members)
+    alone = [rmse(np.polyval(np.polyfit(dev[n], labels, 1), dev[n])) for n in members]
+    assert rmse(combined.to_numpy()) <= min(alone) + 1e-9
     scorer = load_scorer(tmp_path / "ensemble")
     assert isinstance(scorer, EnsembleScorer)
     pairs = pd.read_parquet(demo_data / "test.parquet").head(30)
