@@ -38,7 +38,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from shoprel.eval.evaluate import align_scores, evaluate_scores, read_scores, read_split
+from shoprel.data.splits import read_split
+from shoprel.eval.evaluate import align_scores, evaluate_scores, read_scores
 from shoprel.eval.significance import paired_bootstrap, ranking_metric_fns
 from shoprel.eval.table import metrics_table
 from shoprel.io import atomic_path, trained_with, write_json, write_parquet

@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.evaluate import read_split
+from shoprel.data.splits import read_split
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, load_session, load_tokenizer
 from shoprel.serve.reranker import Reranker
 from shoprel.student.scorer import item_texts

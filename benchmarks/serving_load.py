@@ -39,7 +39,7 @@ from home_depot import ROOT, ensure_data, ensure_export
 from rich.console import Console
 from rich.table import Table
 
-from shoprel.eval.evaluate import read_split
+from shoprel.data.splits import read_split
 
 CONCURRENCY = (1, 8, 32)
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}

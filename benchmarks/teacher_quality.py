@@ -23,9 +23,10 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
+from shoprel.data.splits import read_split
 from shoprel.eval.baselines import run_baseline
 from shoprel.eval.compare import compare_models
-from shoprel.eval.evaluate import align_scores, evaluate_scores, predicted_labels, read_split
+from shoprel.eval.evaluate import align_scores, evaluate_scores, predicted_labels
 from shoprel.eval.plots import label_reliability, plot_reliability
 from shoprel.eval.significance import paired_bootstrap, ranking_metric_fns
 from shoprel.eval.table import metrics_table

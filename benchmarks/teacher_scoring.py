@@ -49,7 +49,7 @@ from rich.table import Table
 from scipy.stats import spearmanr
 
 from shoprel.data.prepare import PrepareConfig, prepare
-from shoprel.eval.evaluate import read_split
+from shoprel.data.splits import read_split
 from shoprel.teacher.model import cpu_bf16_speedup, cpu_name
 from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
 

@@ -387,7 +387,7 @@ def score(
     max_new_tokens: Annotated[int, typer.Option(help="--mode cot: reasoning tokens")] = 96,
 ) -> None:
     """Score a split with a trained model; writes pair_id, score and the grade distribution."""
-    from shoprel.eval.evaluate import read_split
+    from shoprel.data.splits import read_split
     from shoprel.io import write_parquet
     from shoprel.scoring import load_scorer
     from shoprel.teacher.model import META_FILE as JUDGE_META

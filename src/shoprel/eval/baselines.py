@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import SPLITS
-from shoprel.eval.evaluate import read_split
+from shoprel.data.splits import read_split
 from shoprel.io import write_parquet
 from shoprel.scoring import Scorer
 

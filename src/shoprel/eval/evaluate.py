@@ -13,7 +13,6 @@ of the split (no query's map sees its own labels). ECE needs a grade distributio
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +20,10 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.readers import DataError, read_records
-from shoprel.data.schema import GradeScale, get_scale
+from shoprel.data.schema import GradeScale
+from shoprel.data.splits import read_split
 from shoprel.eval import metrics
 from shoprel.io import write_json
-
-
-def read_card(data_dir: str | Path) -> dict[str, Any]:
-    path = Path(data_dir) / "card.json"
-    if not path.is_file():
-        raise DataError(f"{data_dir}: no card.json; run `shoprel data prepare` first")
-    return json.loads(path.read_text())
-
-
-def read_split(data_dir: str | Path, split: str) -> tuple[pd.DataFrame, GradeScale]:
-    """The pair table of one split and the grade scale of its data set."""
-    path = Path(data_dir) / f"{split}.parquet"
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no such split; the data dir has "
-            f"{sorted(p.stem for p in Path(data_dir).glob('*.parquet'))}"
-        )
-    return pd.read_parquet(path), get_scale(read_card(data_dir)["scale"])
-
-
-def sample_pairs(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
-    """A seeded sample of ``limit`` rows (all rows when ``limit`` is 0 or more than there are)."""
-    if limit and len(frame) > limit:
-        frame = frame.sample(n=limit, random_state=seed)
-    return frame.reset_index(drop=True)
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:

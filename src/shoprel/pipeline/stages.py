@@ -229,8 +229,9 @@ def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     """Every model on the test split; baselines with label maps fitted on their dev scores."""
     import shutil
 
+    from shoprel.data.splits import read_split
     from shoprel.eval.compare import compare_models
-    from shoprel.eval.evaluate import evaluate, read_split
+    from shoprel.eval.evaluate import evaluate
     from shoprel.io import write_parquet
 
     shutil.rmtree(out / "eval" / "cache", ignore_errors=True)

@@ -195,7 +195,7 @@ def quantize(fp32: Path, out: Path, setting: QuantSetting) -> None:
 
 def gate_sample(data_dir: Path, max_pairs: int, seed: int) -> tuple[pd.DataFrame, float]:
     """Whole dev queries in seeded order, about ``max_pairs`` pairs; and the pair label gap."""
-    from shoprel.eval.evaluate import read_split
+    from shoprel.data.splits import read_split
 
     dev, scale = read_split(data_dir, "dev")
     queries = dev["query_id"].drop_duplicates().sample(frac=1.0, random_state=seed)

@@ -41,7 +41,7 @@ import pandas as pd
 
 from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale
-from shoprel.eval.evaluate import read_split
+from shoprel.data.splits import read_split
 from shoprel.io import write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import CROSS_ENCODER_META as META_FILE

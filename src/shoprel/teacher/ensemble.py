@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import get_scale
-from shoprel.eval.evaluate import align_scores, evaluate_scores, read_split
+from shoprel.data.splits import read_split
+from shoprel.eval.evaluate import align_scores, evaluate_scores
 from shoprel.io import write_json, write_parquet
 from shoprel.scoring import ENSEMBLE_META as META_FILE
 from shoprel.scoring import Scorer, load_scorer

@@ -22,7 +22,8 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.evaluate import evaluate_scores, read_split, sample_pairs
+from shoprel.data.splits import read_split, sample_pairs
+from shoprel.eval.evaluate import evaluate_scores
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import load_base, save_merged, warmup_steps
 from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, pick_device, pick_dtype
@@ -157,9 +158,10 @@ def run_sft(
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device()
     set_cpu_threads()
-    train, scale = read_split(data_dir, "train")
-    dev, _ = read_split(data_dir, "dev")
-    train = sample_pairs(train if pairs is None else pairs, cfg.max_train_pairs, cfg.seed)
+    dev, scale = read_split(data_dir, "dev")
+    if pairs is None:
+        pairs = read_split(data_dir, "train")[0]
+    train = sample_pairs(pairs, cfg.max_train_pairs, cfg.seed)
     dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
     set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
     model, tokenizer = load_base(cfg, device)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.evaluate import sample_pairs
+from shoprel.data.splits import sample_pairs
 from shoprel.io import write_jsonl
 from shoprel.teacher.judge_io import (
     load_judge,

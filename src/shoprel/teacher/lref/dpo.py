@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.evaluate import sample_pairs
+from shoprel.data.splits import sample_pairs
 from shoprel.io import write_parquet
 from shoprel.teacher.judge_io import (
     load_judge,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.evaluate import read_split, sample_pairs
+from shoprel.data.splits import read_split, sample_pairs
 from shoprel.io import write_json
 from shoprel.teacher.lref.common import (
     judge_metrics,

@@ -411,7 +411,8 @@ def _write_predictions(
 
 
 def _aux_dev_metrics(aux_dir: Path, data_dir: Path, cfg: Any, scale: GradeScale) -> dict[str, Any]:
-    from shoprel.eval.evaluate import evaluate_scores, read_split, sample_pairs
+    from shoprel.data.splits import read_split, sample_pairs
+    from shoprel.eval.evaluate import evaluate_scores
     from shoprel.scoring import load_scorer
 
     if not cfg.max_dev_pairs:

@@ -1,0 +1,37 @@
+"""Reading a prepared data dir: its card, its splits, seeded samples of pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from shoprel.data.readers import DataError
+from shoprel.data.schema import GradeScale, get_scale
+
+
+def read_card(data_dir: str | Path) -> dict[str, Any]:
+    path = Path(data_dir) / "card.json"
+    if not path.is_file():
+        raise DataError(f"{data_dir}: no card.json; run `shoprel data prepare` first")
+    return json.loads(path.read_text())
+
+
+def read_split(data_dir: str | Path, split: str) -> tuple[pd.DataFrame, GradeScale]:
+    """The pair table of one split and the grade scale of its data set."""
+    path = Path(data_dir) / f"{split}.parquet"
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such split; the data dir has "
+            f"{sorted(p.stem for p in Path(data_dir).glob('*.parquet'))}"
+        )
+    return pd.read_parquet(path), get_scale(read_card(data_dir)["scale"])
+
+
+def sample_pairs(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    """A seeded sample of ``limit`` rows (all rows when ``limit`` is 0 or more than there are)."""
+    if limit and len(frame) > limit:
+        frame = frame.sample(n=limit, random_state=seed)
+    return frame.reset_index(drop=True)
