@@ -119,7 +119,7 @@ def test_random_and_lref_selection_stage(
     assert report["kept"] == len(kept) == 18 and report["aux_pairs"] == 30
     assert report["aux_learn_from"] == "outside the pool"
     for name in ("im", "ci", "ms"):  # the auxiliary models learned pairs outside the pool
-        learned = pd.read_parquet(out / "aux" / f"{name}.data" / "train.parquet")
+        learned = pd.read_parquet(out / "aux" / f"{name}_pairs.parquet")
         assert len(learned) == 30 and set(learned["pair_id"]) <= set(learn_from["pair_id"])
     assert sum(report["grade_mix"]["kept"].values()) == 18
     assert sum(report["kept_by"].values()) == 18

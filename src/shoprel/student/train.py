@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.readers import DataError
-from shoprel.data.schema import GradeScale
-from shoprel.data.splits import read_split
+from shoprel.data.schema import GradeScale, get_scale
+from shoprel.data.splits import read_card, read_split
 from shoprel.io import write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import CROSS_ENCODER_META as META_FILE
@@ -129,9 +129,17 @@ def to_unit(labels: Any, scale: GradeScale) -> np.ndarray:
     return (np.asarray(labels, dtype=float) - scale.low) / (scale.high - scale.low)
 
 
-def student_pairs(cfg: StudentTrainConfig, data_dir: str | Path) -> tuple[pd.DataFrame, GradeScale]:
-    """The pairs to train on, with the target mapped to [0, 1] in column ``unit_target``."""
-    train, scale = read_split(data_dir, "train")
+def student_pairs(
+    cfg: StudentTrainConfig, data_dir: str | Path, train: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, GradeScale]:
+    """The pairs to train on, with the target mapped to [0, 1] in column ``unit_target``;
+    ``train`` replaces the train split (labeled pairs, ``loss: labels`` only)."""
+    if train is None:
+        train, scale = read_split(data_dir, "train")
+    elif cfg.loss != "labels":
+        raise ValueError("given train pairs are labeled pairs: they need loss 'labels'")
+    else:
+        scale = get_scale(read_card(data_dir)["scale"])
     if cfg.loss == "labels":
         pairs = take_queries(train, cfg.max_train_pairs, cfg.seed) if cfg.max_train_pairs else train
         return pairs.assign(**{TARGET: to_unit(pairs["label"], scale)}), scale
@@ -200,8 +208,14 @@ def training_arguments(cfg: StudentTrainConfig, out: Path) -> Any:
     )
 
 
-def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str | Path) -> Path:
-    """Train, keep the best epoch on dev, save a CrossEncoder dir into ``out`` and return it."""
+def train_cross_encoder(
+    cfg: StudentTrainConfig,
+    data_dir: str | Path,
+    out: str | Path,
+    pairs: pd.DataFrame | None = None,
+) -> Path:
+    """Train, keep the best epoch on dev, save a CrossEncoder dir into ``out`` and return it.
+    ``pairs`` (labeled) replace the train split."""
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from transformers import set_seed
 
@@ -209,7 +223,7 @@ def train_cross_encoder(cfg: StudentTrainConfig, data_dir: str | Path, out: str 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pairs, scale = student_pairs(cfg, data_dir)
+    pairs, scale = student_pairs(cfg, data_dir, pairs)
     dev, _ = read_split(data_dir, "dev")
     dev = take_queries(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev
     set_seed(cfg.seed)  # the new scoring head's initial weights

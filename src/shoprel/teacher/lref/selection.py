@@ -180,7 +180,10 @@ def is_causal_lm(base: str) -> bool:
 
 
 def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: int) -> Path:
-    """One auxiliary model on ``pairs``: a LoRA judge or a cross-encoder, by its base."""
+    """One auxiliary model on ``pairs``: a LoRA judge or a cross-encoder, by its base. The pairs
+    it learns (ids and labels, MS's relabelled) are recorded beside it in ``NAME_pairs.parquet``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(pairs[["pair_id", "label"]], out.with_name(f"{out.name}_pairs.parquet"))
     select = cfg.select
     base = select.aux_base or cfg.base
     if is_causal_lm(base):
@@ -200,7 +203,6 @@ def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: in
         return model_dir
     from shoprel.student.train import StudentTrainConfig, train_cross_encoder
 
-    subset = _subset_data_dir(data_dir, pairs, out.with_name(f"{out.name}.data"))
     encoder_cfg = StudentTrainConfig(
         base=base,
         loss="labels",
@@ -209,16 +211,7 @@ def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: in
         max_dev_pairs=min(cfg.max_dev_pairs or 200, 200),
         seed=seed,
     )
-    return train_cross_encoder(encoder_cfg, subset, out)
-
-
-def _subset_data_dir(data_dir: Path, pairs: pd.DataFrame, out: Path) -> Path:
-    """A data dir whose train split is ``pairs`` (dev and card as in ``data_dir``)."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_parquet(pairs, out / "train.parquet")
-    for name in ("dev.parquet", "card.json"):
-        shutil.copy2(Path(data_dir) / name, out / name)
-    return out
+    return train_cross_encoder(encoder_cfg, data_dir, out, pairs=pairs)
 
 
 def aux_probabilities(
