@@ -35,3 +35,10 @@ def sample_pairs(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
     if limit and len(frame) > limit:
         frame = frame.sample(n=limit, random_state=seed)
     return frame.reset_index(drop=True)
+
+
+def dev_sample(data_dir: str | Path, limit: int, seed: int) -> pd.DataFrame:
+    """The dev pairs a judge is checked on: a seeded sample of ``limit`` pairs (none when
+    ``limit`` is 0). SFT, the LREF stages and the auxiliary models all check on this one."""
+    dev = read_split(data_dir, "dev")[0]
+    return sample_pairs(dev, limit, seed) if limit else dev.iloc[:0].reset_index(drop=True)

@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from shoprel.data.schema import GradeScale
-from shoprel.data.splits import read_split, sample_pairs
+from shoprel.data.schema import GradeScale, get_scale
+from shoprel.data.splits import dev_sample, read_card, read_split, sample_pairs
 from shoprel.eval.evaluate import evaluate_scores
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import load_base, save_merged, warmup_steps
@@ -158,11 +158,11 @@ def run_sft(
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device()
     set_cpu_threads()
-    dev, scale = read_split(data_dir, "dev")
+    scale = get_scale(read_card(data_dir)["scale"])
     if pairs is None:
         pairs = read_split(data_dir, "train")[0]
     train = sample_pairs(pairs, cfg.max_train_pairs, cfg.seed)
-    dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
+    dev = dev_sample(data_dir, cfg.max_dev_pairs, cfg.seed)
     set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
     model, tokenizer = load_base(cfg, device)
     builder = PromptBuilder(tokenizer, scale, cfg.prompt)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import GradeScale
-from shoprel.data.splits import read_split, sample_pairs
+from shoprel.data.splits import dev_sample, read_split, sample_pairs
 from shoprel.io import write_json
 from shoprel.teacher.lref.common import (
     judge_metrics,
@@ -74,9 +74,8 @@ class LrefSplits(NamedTuple):
 def lref_splits(cfg: Any, data_dir: str | Path) -> LrefSplits:
     """The splits of ``cfg``'s seeded draw from the train and dev splits in ``data_dir``."""
     train, scale = read_split(data_dir, "train")
-    dev, _ = read_split(data_dir, "dev")
     pool = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
-    dev = sample_pairs(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev.iloc[:0]
+    dev = dev_sample(data_dir, cfg.max_dev_pairs, cfg.seed)
     holdout = cfg.dpo.holdout_frac if cfg.dpo.enabled else 0.0
     pool, held_out = hold_out_queries(pool, holdout, cfg.seed)
     taken = train["pair_id"].isin(set(pool["pair_id"]))

@@ -404,13 +404,13 @@ def _write_predictions(
 
 
 def _aux_dev_metrics(aux_dir: Path, data_dir: Path, cfg: Any, scale: GradeScale) -> dict[str, Any]:
-    from shoprel.data.splits import read_split, sample_pairs
+    from shoprel.data.splits import dev_sample
     from shoprel.eval.evaluate import evaluate_scores
     from shoprel.scoring import load_scorer
 
-    if not cfg.max_dev_pairs:
+    dev = dev_sample(data_dir, cfg.max_dev_pairs, cfg.seed)
+    if dev.empty:
         return {}
-    dev = sample_pairs(read_split(data_dir, "dev")[0], cfg.max_dev_pairs, cfg.seed)
     result = {}
     for name in ("im", "ci"):
         scores = load_scorer(aux_dir / name).predict(dev)
