@@ -85,22 +85,21 @@ def read_catalog(splits: dict[str, pd.DataFrame], extra: str | Path | None) -> p
 
 class Bm25Index:
     def __init__(self, catalog: pd.DataFrame) -> None:
-        import bm25s
+        from shoprel.eval.bm25 import Bm25
 
-        self._bm25s = bm25s
-        self.retriever = bm25s.BM25()
-        tokens = bm25s.tokenize(item_text(catalog).tolist(), stopwords="en", show_progress=False)
-        self.retriever.index(tokens, show_progress=False)
+        self.index = Bm25(item_text(catalog).tolist())
         self.size = len(catalog)
 
     def top_k(self, queries: list[str], k: int) -> np.ndarray:
         """Catalog rows of the ``k`` best items per query (-1 where a query matches fewer)."""
-        k = min(k, self.size)
-        tokens = self._bm25s.tokenize(
-            queries, stopwords="en", return_ids=False, show_progress=False
-        )
-        rows, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
-        return np.where(scores > 0, rows, -1)
+        before = self.index.empty_queries
+        rows = self.index.top_k(queries, k)
+        if self.index.empty_queries > before:
+            logger.warning(
+                "augment: %d of %d queries have no BM25 token the catalog knows; no BM25 items",
+                self.index.empty_queries - before, len(queries),
+            )  # fmt: skip
+        return rows
 
 
 class DenseIndex:

@@ -9,6 +9,7 @@ data dir; ``biencoder`` is the zero-shot cosine of the ``minilm-l6`` sentence em
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from shoprel.io import write_parquet
 from shoprel.scoring import Scorer
 
 BASELINES = ("bm25", "biencoder")
+logger = logging.getLogger(__name__)
 
 
 def item_text(
@@ -42,23 +44,21 @@ def item_text(
 
 def bm25_scores(pairs: pd.DataFrame, corpus: pd.DataFrame) -> np.ndarray:
     """BM25 of each pair's query against its item, with IDF from ``corpus`` (unique products)."""
-    import bm25s
+    from shoprel.eval.bm25 import Bm25
 
     products = corpus.drop_duplicates("product_id").reset_index(drop=True)
     row_of = pd.Series(range(len(products)), index=products["product_id"])
-    retriever = bm25s.BM25()
-    retriever.index(
-        bm25s.tokenize(item_text(products).tolist(), stopwords="en", show_progress=False),
-        show_progress=False,
-    )
+    index = Bm25(item_text(products).tolist())
     pairs = pairs.reset_index(drop=True)
     scores = np.zeros(len(pairs))
     for _, group in pairs.groupby("query_id", sort=False):
-        tokens = bm25s.tokenize(
-            [group["query"].iat[0]], stopwords="en", return_ids=False, show_progress=False
-        )[0]
-        all_scores = retriever.get_scores(tokens)
+        all_scores = index.scores(group["query"].iat[0])
         scores[group.index] = all_scores[row_of[group["product_id"]].to_numpy()]
+    if index.empty_queries:
+        logger.warning(
+            "bm25: %d of %d queries have no token the catalog knows; their items score 0",
+            index.empty_queries, pairs["query_id"].nunique(),
+        )  # fmt: skip
     return scores
 
 
