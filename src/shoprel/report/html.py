@@ -159,6 +159,22 @@ def _optional_figures(run: Path) -> tuple[list[dict[str, str]], list[str]]:
     return figures, notes
 
 
+def dpo_notes(judge_dir: Path) -> list[str]:
+    """What the judge's DPO stage did: the preference pairs by kind, and the guard's verdict."""
+    path = judge_dir / "dpo" / "metrics.json"
+    if not path.is_file():
+        return []
+    dpo = json.loads(path.read_text())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in (dpo.get("kinds") or {}).items()) or "none"
+    notes = [f"DPO: {dpo.get('pairs', 0)} preference pairs (chosen<rejected: {kinds})."]
+    guard = dpo.get("guard")
+    if guard and guard.get("kept_start"):
+        notes.append(
+            f"DPO guard: {guard['reason']}; the judge after DPO is the judge DPO started from."
+        )
+    return notes
+
+
 def build_report(run: str | Path, name: str | None = None) -> Path:
     """Write ``RUN/report.html`` from the run's outputs and return its path."""
     from jinja2 import Template
@@ -170,6 +186,7 @@ def build_report(run: str | Path, name: str | None = None) -> Path:
     scale = get_scale(card["scale"])
     figures = _model_figures(run, evaluation, pairs, scale)
     extra, notes = _optional_figures(run)
+    notes += dpo_notes(run / "teacher" / "judge")
     page = Template(TEMPLATE, autoescape=True).render(
         name=name or run.name,
         card=_card_rows(card),
