@@ -21,13 +21,19 @@ from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import META_FILE, TeacherMeta, pick_device, pick_dtype
 
 
-def load_base(cfg: TeacherTrainConfig, device: torch.device) -> tuple[Any, Any]:
-    """The base causal LM (LoRA-wrapped unless ``cfg.lora`` is off) and its tokenizer."""
-    path = resolve_model(cfg.base)
+def load_tokenizer(path: str | Path) -> Any:
+    """The judge's tokenizer; the end-of-sequence token pads where there is no pad token."""
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device))
+    return tokenizer
+
+
+def load_base(cfg: TeacherTrainConfig, device: torch.device) -> tuple[Any, Any]:
+    """The base causal LM (LoRA-wrapped unless ``cfg.lora`` is off) and its tokenizer."""
+    path = resolve_model(cfg.base)
+    tokenizer = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device)
     if cfg.lora:
         from peft import get_peft_model
 
@@ -39,10 +45,7 @@ def load_judge(directory: Path) -> tuple[Any, Any, Any]:
     """Model (in the device's dtype, on the device), tokenizer and meta of a saved judge."""
     device = pick_device()
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=pick_dtype(device)).to(device)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer, TeacherMeta.load(directory)
+    return model, load_tokenizer(directory), TeacherMeta.load(directory)
 
 
 def lora_config(cfg: Any) -> Any:
@@ -82,8 +85,6 @@ def warmup_steps(examples: int, batch_size: int, grad_accum: int, epochs: float)
 
 def trainer_precision(model: Any) -> dict[str, Any]:
     """TRL configs default to bf16; the judge trains in the dtype it was loaded in."""
-    import torch
-
     device = next(model.parameters()).device
     return {
         "bf16": next(model.parameters()).dtype == torch.bfloat16,
@@ -91,10 +92,11 @@ def trainer_precision(model: Any) -> dict[str, Any]:
     }
 
 
-def lora_trainer_arguments(
+def trainer_arguments(
     cfg: Any, model: Any, out: Path, examples: int, batch_size: int, epochs: float
 ) -> dict[str, Any]:
-    """Arguments every LREF stage trainer (TRL SFT and DPO configs) shares."""
+    """The ``TrainingArguments`` fields every judge trainer shares (SFT's, and the TRL SFT and DPO
+    configs of the LREF stages): schedule, warmup, seeds, precision; nothing saved mid-run."""
     return {
         "output_dir": str(out),
         "num_train_epochs": epochs,

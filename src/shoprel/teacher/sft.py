@@ -25,8 +25,8 @@ from shoprel.data.schema import GradeScale, get_scale
 from shoprel.data.splits import dev_sample, read_card, read_split, sample_pairs
 from shoprel.eval.evaluate import evaluate_scores
 from shoprel.teacher.config import TeacherTrainConfig
-from shoprel.teacher.judge_io import load_base, save_merged, warmup_steps
-from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, pick_device, pick_dtype
+from shoprel.teacher.judge_io import load_base, save_merged, trainer_arguments
+from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, pick_device
 from shoprel.teacher.prompts import PromptBuilder
 from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
 
@@ -119,29 +119,20 @@ class DevMetricsCallback(TrainerCallback):
 
 
 def training_arguments(
-    cfg: TeacherTrainConfig, out: Path, device: torch.device, examples: int
+    cfg: TeacherTrainConfig, model: Any, out: Path, examples: int
 ) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type="linear",
-        warmup_steps=warmup_steps(examples, cfg.batch_size, cfg.grad_accum, cfg.epochs),
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        bf16=pick_dtype(device) == torch.bfloat16,
-        use_cpu=device.type == "cpu",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        remove_unused_columns=False,
-        report_to=[],
-        dataloader_num_workers=0,
-        disable_tqdm=False,
+    """The shared judge trainer arguments, SFT's learning rate, checkpoints for ``--resume``."""
+    shared = trainer_arguments(
+        cfg, model, out / "checkpoints", examples, cfg.batch_size, cfg.epochs
     )
+    sft = {
+        "learning_rate": cfg.learning_rate,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": 2,
+        "remove_unused_columns": False,
+    }
+    return TrainingArguments(**(shared | sft))
 
 
 def run_sft(
@@ -181,7 +172,7 @@ def run_sft(
         (out / "dev_metrics.jsonl").unlink(missing_ok=True)
     trainer = GradeTrainer(
         model=model,
-        args=training_arguments(cfg, out, device, len(dataset)),
+        args=training_arguments(cfg, model, out, len(dataset)),
         train_dataset=dataset,
         data_collator=PadCollator(tokenizer.pad_token_id),
         grade_ids=builder.grade_ids,

@@ -35,8 +35,8 @@ from shoprel.io import write_jsonl
 from shoprel.teacher.judge_io import (
     load_judge,
     lora_config,
-    lora_trainer_arguments,
     save_merged,
+    trainer_arguments,
 )
 from shoprel.teacher.lref.common import judge_metrics, score_judge, write_stage_metrics
 from shoprel.teacher.lref.generators import make_generator
@@ -162,7 +162,7 @@ def sft_arguments(cfg: Any, model: Any, out: Path, examples: int) -> Any:
         learning_rate=cot.learning_rate,
         max_length=cot.max_length,
         completion_only_loss=True,
-        **lora_trainer_arguments(cfg, model, out, examples, cot.batch_size, cot.epochs),
+        **trainer_arguments(cfg, model, out, examples, cot.batch_size, cot.epochs),
     )
 
 

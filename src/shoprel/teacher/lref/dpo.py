@@ -32,8 +32,8 @@ from shoprel.io import write_parquet
 from shoprel.teacher.judge_io import (
     load_judge,
     lora_config,
-    lora_trainer_arguments,
     save_merged,
+    trainer_arguments,
 )
 from shoprel.teacher.lref.common import judge_metrics, publish, write_stage_metrics
 from shoprel.teacher.model import pad_right
@@ -116,7 +116,7 @@ def dpo_arguments(cfg: Any, model: Any, out: Path, pairs: int) -> Any:
         loss_weights=list(losses.values()),
         learning_rate=dpo.learning_rate,
         max_length=dpo.max_length,
-        **lora_trainer_arguments(cfg, model, out, pairs, dpo.batch_size, dpo.epochs),
+        **trainer_arguments(cfg, model, out, pairs, dpo.batch_size, dpo.epochs),
     )
 
 
