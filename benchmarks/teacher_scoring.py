@@ -13,7 +13,7 @@ pairs (the first whole queries of the dev split) it times
     (c) prefix:    ``TeacherScorer`` with ``prefix_sharing=True``;
     (d) prefix+int8: (c) with dynamic int8 quantization of the linear layers;
     (e) prefix+bf16: (c) with the weights in bf16 (what ``shoprel`` picks on a CPU whose bf16
-                   matmul is at least 1.5x faster than fp32, and on CUDA).
+                   matmul is at least 2x faster than fp32, and on CUDA).
 
 (b) and (c) run in fp32 whatever the CPU. The JSON also has the CPU's model name and its bf16
 matmul speedup as measured by :func:`shoprel.teacher.model.cpu_bf16_speedup`.

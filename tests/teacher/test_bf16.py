@@ -49,7 +49,8 @@ def test_bf16_scores_rank_as_fp32(
     ("cpuinfo", "speedup", "expected"),
     [
         ("flags\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n", 3.7, torch.bfloat16),
-        ("flags\t: fpu avx2 amx_bf16 amx_tile\n", 1.6, torch.bfloat16),
+        ("flags\t: fpu avx2 amx_bf16 amx_tile\n", 2.4, torch.bfloat16),
+        ("flags\t: fpu avx2 amx_bf16 amx_tile\n", 1.5, torch.float32),  # not enough to pay
         ("flags\t: fpu avx2 avx512f avx512_bf16\n", 0.7, torch.float32),  # has it, slower
         ("flags\t: fpu avx2 avx512f avx512_vnni\n", 9.9, torch.float32),  # no instructions
     ],
