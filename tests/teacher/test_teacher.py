@@ -128,6 +128,22 @@ def test_training_lowers_the_loss_and_saves_a_plain_model(
     assert not np.allclose(loaded["score"], base["score"], atol=1e-3)
 
 
+def test_a_single_step_run_moves_the_judge(
+    tiny_base: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    # one optimizer step: a warmup that started it at learning rate 0 would change nothing
+    cfg = tiny_config(tiny_base, max_train_pairs=8, batch_size=8, epochs=1, max_dev_pairs=0)
+    out = train_teacher(cfg, demo_data, tmp_path / "one-step")
+    state = json.loads(
+        sorted((out / "checkpoints").glob("checkpoint-*/trainer_state.json"))[-1].read_text()
+    )
+    assert state["global_step"] == 1
+    pairs = dev_pairs(demo_data)
+    tuned = TeacherScorer.load(out).predict(pairs)["score"]
+    base = TeacherScorer.from_base(str(tiny_base), "esci").predict(pairs)["score"]
+    assert not np.allclose(tuned, base, atol=1e-6)
+
+
 class StopAt(TrainerCallback):
     """Simulates a crash right after the checkpoint of ``step``."""
 
