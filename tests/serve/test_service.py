@@ -297,3 +297,69 @@ def test_fuzzing_the_schema_finds_no_server_error(live_server: str) -> None:
 
     call()
     assert 500 not in statuses and {200, 422} <= statuses
+
+
+def _rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
+
+
+NESTED = b'{"query": "drill", "items": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+HOSTILE = [  # valid JSON (or nearly), at the service's default limits
+    ("10,000 items", {"query": QUERY, "items": [{"title": "d"}] * 10_000}, 422, "items"),
+    ("a 1 MB title", {"query": QUERY, "items": [{"title": "x" * (1 << 20)}]}, 413, "bytes"),
+    ("a 100 kB title", {"query": QUERY, "items": [{"title": "x" * 100_000}]}, 422, "title"),
+    ("deep nesting", NESTED, 422, "nested too deep"),
+    (
+        "nesting under the recursion limit",
+        NESTED[:28] + b"[" * 500 + b"]" * 500 + b"}",
+        422,
+        "items",
+    ),
+    ("NaN query", b'{"query": NaN, "items": [{"title": "x"}]}', 422, "query"),
+    (
+        "infinite top_k",
+        b'{"query": "x", "items": [{"title": "x"}], "top_k": Infinity}',
+        422,
+        "top_k",
+    ),
+    ("NaN title", b'{"query": "x", "items": [{"title": NaN}]}', 422, "title"),
+    ("empty query", {"query": "", "items": [{"title": "x"}]}, 422, "query"),
+    ("blank query", {"query": "   ", "items": [{"title": "x"}]}, 422, "query"),
+    (
+        "invalid UTF-8 in a string",
+        b'{"query": "dr\xffill", "items": [{"title": "x"}]}',
+        422,
+        "UTF-8",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [h[1:] for h in HOSTILE],
+                         ids=[h[0] for h in HOSTILE])  # fmt: skip
+def test_hostile_but_parseable_requests_get_4xx_naming_the_field(
+    onnx_export: Path, reranker: Reranker, body: Any, status: int, field: str
+) -> None:
+    with serving(onnx_export, reranker) as client:
+        before = _rss_bytes()
+        for _ in range(3):
+            if isinstance(body, bytes):
+                headers = {"content-type": "application/json"}
+                done = client.post("/v1/rerank", content=body, headers=headers)
+            else:
+                done = client.post("/v1/rerank", json=body)
+            error_of(done, status)
+            assert field in json.dumps(done.json()["error"])
+        # the rejected bodies are not kept: three of them leave memory where it was
+        assert _rss_bytes() - before < 64 << 20
+
+
+def test_duplicate_item_ids_are_kept_apart_by_position(
+    onnx_export: Path, reranker: Reranker
+) -> None:
+    """Ids are the client's: two items with one id are both scored, told apart by ``index``."""
+    items = [{"id": "7", "title": "cordless drill"}, {"id": "7", "title": "garden hose"}]
+    with serving(onnx_export, reranker) as client:
+        done = client.post("/v1/rerank", json={"query": QUERY, "items": items})
+    assert done.status_code == 200
+    results = done.json()["results"]
+    assert sorted(r["index"] for r in results) == [0, 1] and {r["id"] for r in results} == {"7"}

@@ -66,8 +66,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 400 and request.method == "POST":
-            # FastAPI's answer to a body it cannot decode (not UTF-8): malformed JSON, like the rest
-            return error_response(422, "invalid request: the body is not UTF-8 JSON")
+            # FastAPI's answer to a body it cannot parse (not UTF-8, or nested past the parser's
+            # recursion limit): malformed JSON, like the rest
+            return error_response(
+                422, "invalid request: the body is not UTF-8 JSON, or is nested too deep to parse"
+            )
         return error_response(error.status_code, str(error.detail), headers=error.headers)
 
     @app.exception_handler(Exception)

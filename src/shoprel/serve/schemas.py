@@ -7,10 +7,11 @@ limit but longer than the model's ``max_length`` tokens is cut by the tokenizer,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from shoprel.serve.reranker import clean_text
 
@@ -27,12 +28,23 @@ class Limits:
 def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     """``RerankRequest`` and ``ScoreRequest`` capped by ``limits``."""
     text = Annotated[
-        str, Field(min_length=1, max_length=limits.max_field_chars), AfterValidator(clean_text)
+        str,
+        Field(min_length=1, max_length=limits.max_field_chars),
+        BeforeValidator(_no_non_finite),
+        AfterValidator(_clean_required),
     ]
     optional = Annotated[
-        str | None, Field(max_length=limits.max_field_chars), AfterValidator(_clean_optional)
+        str | None,
+        Field(max_length=limits.max_field_chars),
+        BeforeValidator(_no_non_finite),
+        AfterValidator(_clean_optional),
     ]
-    item_id = Annotated[str | None, Field(max_length=MAX_ID_CHARS), AfterValidator(_clean_optional)]
+    item_id = Annotated[
+        str | None,
+        Field(max_length=MAX_ID_CHARS),
+        BeforeValidator(_no_non_finite),
+        AfterValidator(_clean_optional),
+    ]
     item = create_model(
         "Item",
         __config__=ConfigDict(coerce_numbers_to_str=True, extra="ignore"),
@@ -61,8 +73,21 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     return rerank, score
 
 
+def _no_non_finite(value: Any) -> Any:
+    """Numbers become text (ids, sizes), but NaN and infinities are no text anyone typed."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected text, got {value}")
+    return value
+
+
+def _clean_required(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return clean_text(value)
+
+
 def _clean_optional(value: str | None) -> str | None:
-    return None if value is None else clean_text(value)
+    return None if value is None or not value.strip() else clean_text(value)
 
 
 class RerankResult(BaseModel):
