@@ -132,3 +132,27 @@ def test_report_renders_in_headless_chromium(tiny_run: tuple[Path, dict], tmp_pa
 
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[0] >= 2000 and np.std(pixels) > 0.05  # drawn, not a blank page
+
+
+def test_an_int8_export_that_fails_the_gate_leaves_the_fp32_export(
+    tiny_run: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from shoprel.pipeline import stages
+    from shoprel.serve import export
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run[0], out)
+
+    def failing_gate(*args, **kwargs):
+        raise export.GateError("int8 fails the accuracy gate (Spearman 0.9 < 0.99)")
+
+    monkeypatch.setattr(export, "choose_int8", failing_gate)
+    cfg = PipelineConfig(name="tiny")
+    cfg.export = replace(cfg.export, int8=True, force=False)
+    cfg.latency_items = [5]
+    result = stages.run_export(cfg, out)
+    assert result["default"] == "model.onnx" and "Spearman 0.9 < 0.99" in result["int8_gate_failed"]
+    assert not (out / "export" / "model_int8.onnx").exists()
+    assert set(result["p50_ms"]) == {"torch (sentence-transformers)", "ONNX fp32"}

@@ -9,6 +9,7 @@ latency), ``eval/`` and ``metrics.json``, ``report.html``, ``stages/`` (records)
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from shoprel.io import jsonable, trained_with, write_json, write_parquet
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
 
+logger = logging.getLogger(__name__)
 JUDGE_SETTINGS = "pipeline_judge.json"  # the settings an LREF judge dir was started with
 DISTILLED = "student (distilled)"
 LABEL_ONLY = "student (labels only)"
@@ -165,20 +167,28 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     """ONNX (and int8 behind the dev gate) of the distilled student; its rerank latency."""
-    from shoprel.serve.export import export_onnx
+    from shoprel.serve.export import GateError, export_onnx
     from shoprel.serve.latency import rerank_latency
 
     student = stage_result(out, "student")[DISTILLED]
     export_cfg = replace(cfg.export, data=out / "data" if cfg.export.int8 else None)
-    meta = export_onnx(student, out / "export", export_cfg)
+    gate = None
+    try:
+        meta = export_onnx(student, out / "export", export_cfg)
+    except GateError as error:  # the gate did its job: serve fp32, say why
+        gate = str(error)
+        logger.warning("export: %s; the run keeps the fp32 export", gate)
+        meta = export_onnx(student, out / "export", replace(export_cfg, int8=False, data=None))
+    int8 = meta["onnx"]["default"] == "model_int8.onnx"
     scorers = {"torch (sentence-transformers)": (student, {})}
     scorers["ONNX fp32"] = (str(out / "export"), {"onnx_file": "model.onnx"})
-    if cfg.export.int8:
+    if int8:
         scorers["ONNX int8"] = (str(out / "export"), {"onnx_file": "model_int8.onnx"})
     pairs = pd.read_parquet(out / "data" / "test.parquet")
     latency = rerank_latency(scorers, pairs, cfg.latency_items)
     write_json(latency, out / "export" / "latency.json")
-    return {"export": str(out / "export"), "default": meta["onnx"]["default"], "p50_ms": latency}
+    result = {"export": str(out / "export"), "default": meta["onnx"]["default"], "p50_ms": latency}
+    return result | ({"int8_gate_failed": gate} if gate else {})
 
 
 def evaluation_models(out: Path) -> dict[str, str]:
