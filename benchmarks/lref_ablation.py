@@ -36,20 +36,19 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
-from shoprel.data.schema import GradeScale
 from shoprel.eval.table import metrics_table
 from shoprel.io import write_json
 from shoprel.pipeline.config import load_pipeline_config
-from shoprel.teacher.lref.common import (
-    judge_metrics,
-    plain_stage,
-    read_stage_metrics,
-    score_judge,
+from shoprel.teacher import sft
+from shoprel.teacher.select import read_selection
+from shoprel.teacher.stage_io import StageData, read_stage_metrics
+from shoprel.teacher.train import (
+    HEADLINE,
+    SUMMARY_FILE,
+    TeacherTrainConfig,
+    lref_splits,
+    train_teacher,
 )
-from shoprel.teacher.lref.runner import HEADLINE, SUMMARY_FILE, lref_splits
-from shoprel.teacher.lref.selection import read_selection
-from shoprel.teacher.sft import run_sft
-from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
 STAGE_ROWS = {"sft": "SFT, LREF-selected pairs", "cot": "+ Multi-CoT", "dpo": "+ DPO"}
 
@@ -84,21 +83,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def baseline_row(
-    cfg: TeacherTrainConfig,
-    args: argparse.Namespace,
-    pairs: pd.DataFrame,
-    dev: pd.DataFrame,
-    scale: GradeScale,
-    out: Path,
+    cfg: TeacherTrainConfig, data: StageData, pairs: pd.DataFrame, out: Path
 ) -> dict[str, Any]:
-    """The judge trained on ``pairs`` without LREF stages, scored on dev (reused when finished)."""
+    """The judge's SFT stage alone on ``pairs``, with its dev metrics (reused when finished)."""
     done = out / "ablation_row.json"
     if done.is_file():
         return json.loads(done.read_text())
     started = time.perf_counter()
-    run_sft(plain_stage(cfg, max_train_pairs=0, max_dev_pairs=0), args.data, out, pairs=pairs)
+    sft.run(cfg, data._replace(pairs=pairs), out)
     seconds = round(time.perf_counter() - started, 1)
-    metrics = judge_metrics(score_judge(out, dev), dev, scale)
+    metrics = read_stage_metrics(out)["dev"]
     row = {"train_examples": len(pairs), "train_seconds": seconds}
     row |= {k: metrics[k] for k in HEADLINE}
     write_json(row, done)
@@ -133,9 +127,13 @@ def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
     kinds = [k for k in args.cot.split(",") if k]
     return TeacherTrainConfig(
         base=args.base,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
+        sft={
+            "args": {
+                "num_train_epochs": args.epochs,
+                "learning_rate": args.lr,
+                "per_device_train_batch_size": args.batch_size,
+            }
+        },
         max_train_pairs=args.max_train_pairs,
         max_dev_pairs=args.max_dev_pairs,
         seed=args.seed,
@@ -168,13 +166,12 @@ def main() -> None:
         f"(by the rule {kept_by.get('rule', 0)}, filled {kept_by.get('fill', 0)}); "
         f"grade mix {report['grade_mix']['kept']} (pool {report['grade_mix']['pool']})"
     )
-    pool, _, dev, scale, _ = lref_splits(cfg, args.data)  # as the LREF run drew them
-    kept = report["kept"]
+    splits = lref_splits(cfg, args.data)  # as the LREF run drew them
+    pool, dev, kept = splits.pool, splits.dev, report["kept"]
+    random_pairs = pool.sample(n=kept, random_state=cfg.seed)
     rows = {
-        "SFT, all pairs": baseline_row(cfg, args, pool, dev, scale, args.out / "all"),
-        "SFT, random pairs": baseline_row(
-            cfg, args, pool.sample(n=kept, random_state=cfg.seed), dev, scale, args.out / "random"
-        ),
+        "SFT, all pairs": baseline_row(cfg, splits.data, pool, args.out / "all"),
+        "SFT, random pairs": baseline_row(cfg, splits.data, random_pairs, args.out / "random"),
     }
     rows |= stage_rows(summary, lref_dir)
     title = f"judge on dev ({len(dev)} pairs): SFT on all / random / selected pairs, then LREF"

@@ -152,12 +152,12 @@ def one_torch_thread() -> Iterator[None]:
     """Tiny models train faster on one thread, and far faster when another job holds the cores."""
     import torch
 
-    from shoprel.teacher import scorer, sft
+    from shoprel.teacher import grade_trainer, scorer
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scorer, "set_cpu_threads", lambda: None)
-        patch.setattr(sft, "set_cpu_threads", lambda: None)
+        patch.setattr(grade_trainer, "set_cpu_threads", lambda: None)
         yield
     torch.set_num_threads(before)

@@ -173,35 +173,42 @@ def teacher_train(
     dpo_beta: Annotated[float | None, typer.Option(help="DPO beta")] = None,
 ) -> None:
     """Fine-tune a causal LM as a relevance judge on soft targets (and the LREF stages)."""
+    from dataclasses import replace
+
     from shoprel.config import load_config
-    from shoprel.teacher.lref.config import with_stage_overrides
+    from shoprel.teacher.config import with_stage_overrides
     from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
     overrides = dict(
         base=base,
-        target=target,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        lora_r=lora_r,
         lora=False if full else None,
         max_train_pairs=max_train_pairs,
         max_dev_pairs=max_dev_pairs,
-        save_steps=save_steps,
         seed=seed,
     )
     cfg = load_config(TeacherTrainConfig, config, overrides)
+    if lora_r is not None:
+        cfg = replace(cfg, peft=cfg.peft | {"r": lora_r})
     cfg = with_stage_overrides(
         cfg,
         select={"method": select, "frac": select_frac, "aux_base": aux_base},
+        sft={
+            "target": target,
+            "args": {
+                "num_train_epochs": epochs,
+                "learning_rate": learning_rate,
+                "per_device_train_batch_size": batch_size,
+                "gradient_accumulation_steps": grad_accum,
+                "save_steps": save_steps,
+            },
+        },
         cot={
             "kinds": cot,
             "generator": cot_generator,
             "rules": str(rules) if rules else None,
             "openai": {"url": cot_url, "model": cot_model},
         },
-        dpo={"enabled": dpo, "beta": dpo_beta},
+        dpo={"enabled": dpo, "args": {"beta": dpo_beta}},
     )
     path = train_teacher(cfg, data, out, resume=resume)
     stages = " -> ".join(["sft", *[s for s in cfg.lref_stages if s != "select"]])
@@ -526,7 +533,7 @@ def main() -> None:
     )
     from shoprel.data.readers import DataError
     from shoprel.pipeline.runner import StageError
-    from shoprel.teacher.lref.config import EndpointError
+    from shoprel.teacher.config import EndpointError
 
     try:
         app()

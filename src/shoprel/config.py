@@ -16,7 +16,11 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+        moved = getattr(cls, "MOVED_KEYS", {})
+        hints = "".join(f"; {k} is now {moved[k]}" for k in unknown if k in moved)
+        raise ValueError(
+            f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}{hints}"
+        )
     kwargs = {}
     for name, value in values.items():
         default = cls.__dataclass_fields__[name].default_factory  # type: ignore[attr-defined]

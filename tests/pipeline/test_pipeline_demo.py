@@ -16,7 +16,7 @@ from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import run_pipeline
 from shoprel.pipeline.stages import STAGES
 from shoprel.student.data import take_queries
-from shoprel.teacher.lref.config import CotConfig, DpoConfig, SelectConfig
+from shoprel.teacher.config import CotConfig, DpoConfig, SelectConfig
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,10 @@ def tiny_run(
     cfg.teacher.judge.base = str(tiny_base)
     cfg.teacher.judge.max_train_pairs = 32
     cfg.teacher.judge.max_dev_pairs = 0
-    cfg.teacher.judge.lora_r = 4
+    cfg.teacher.judge.peft = {"r": 4}
     cfg.teacher.judge.select = SelectConfig(method="lref", frac=0.5, aux_frac=0.4, aux_max_pairs=16)
     cfg.teacher.judge.cot = CotConfig(
-        kinds=["ee", "ra", "dr"], max_pairs=8, batch_size=8, eval_pairs=0, max_rationale_tokens=16
+        kinds=["ee", "ra", "dr"], max_pairs=8, eval_pairs=0, max_rationale_tokens=16
     )
     cfg.teacher.judge.dpo = DpoConfig(enabled=True, holdout_frac=0.25, max_pool_pairs=16, top_k=4)
     cfg.teacher.cross_encoders = [str(tiny_encoder_dir)]

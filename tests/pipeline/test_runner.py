@@ -86,10 +86,12 @@ def test_config_unknown_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"augment: unknown key\(s\) \['bm25_kk'\]"):
         load_pipeline_config(path)
     path.write_text(
-        "name: x\ndata:\n  source: demo\n  inputs: [a.csv]\nteacher:\n  judge:\n    lora_r: 4\n"
+        "name: x\ndata:\n  source: demo\n  inputs: [a.csv]\nteacher:\n  judge:\n    peft: {r: 4}\n"
     )
     cfg = load_pipeline_config(path, data=["b.csv"])
-    assert cfg.teacher.judge.lora_r == 4 and [str(p) for p in cfg.data.inputs] == ["b.csv"]
+    assert cfg.teacher.judge.lora_kwargs()["r"] == 4 and [str(p) for p in cfg.data.inputs] == [
+        "b.csv"
+    ]
 
 
 def test_shipped_configs_load() -> None:
@@ -144,7 +146,7 @@ def test_a_stopped_lref_judge_resumes_and_new_settings_start_afresh(
 ) -> None:
     import shoprel.teacher.train as teacher_train
     from shoprel.pipeline.stages import _judge
-    from shoprel.teacher.lref.config import SelectConfig
+    from shoprel.teacher.config import SelectConfig
 
     calls: list[bool] = []
 

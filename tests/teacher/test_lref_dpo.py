@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from shoprel.data.schema import SCALES
-from shoprel.teacher.lref.config import DpoConfig
-from shoprel.teacher.lref.dpo import (
+from shoprel.teacher.config import DpoConfig
+from shoprel.teacher.dpo import (
     answer_logps,
     balance_kinds,
     dpo_arguments,
@@ -50,12 +50,12 @@ def test_pairs_are_optimistic_errors_with_the_truth_in_the_top_k() -> None:
 
 def test_pairs_of_a_single_kind_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     one_kind = pd.DataFrame({"row": [0, 3, 5], "chosen": [1, 1, 1], "rejected": [2, 2, 2]})
-    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.dpo"):
+    with caplog.at_level("WARNING", logger="shoprel.teacher.dpo"):
         warn_if_one_kind(one_kind, ESCI)
     assert "all 3 pairs prefer 'complement' over 'substitute'" in caplog.text
     caplog.clear()
     mixed = one_kind.assign(chosen=[0, 1, 1])
-    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.dpo"):
+    with caplog.at_level("WARNING", logger="shoprel.teacher.dpo"):
         warn_if_one_kind(mixed, ESCI)
         warn_if_one_kind(one_kind.head(1), ESCI)
     assert caplog.text == ""
@@ -113,7 +113,8 @@ def test_sft_weight_adds_trl_sft_loss(tiny_base: Path, tmp_path: Path) -> None:
     plain = TeacherTrainConfig(base=str(tiny_base), dpo={"enabled": True})
     args = dpo_arguments(plain, model, tmp_path, 16)
     assert list(args.loss_type) == ["sigmoid"]
-    rpo = TeacherTrainConfig(base=str(tiny_base), dpo={"enabled": True, "sft_weight": 0.5})
+    rpo_args = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 0.5]}
+    rpo = TeacherTrainConfig(base=str(tiny_base), dpo={"enabled": True, "args": rpo_args})
     args = dpo_arguments(rpo, model, tmp_path, 16)
     assert list(args.loss_type) == ["sigmoid", "sft"] and list(args.loss_weights) == [1.0, 0.5]
 
@@ -151,16 +152,16 @@ def test_dpo_lowers_the_rejected_answer_against_the_chosen(
     before = margin(model)
     cfg = TeacherTrainConfig(
         base=str(tiny_base),
-        lora_r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        logging_steps=1,
+        peft={"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
         dpo={
             "enabled": True,
-            "beta": 0.5,
-            "epochs": epochs,
-            "learning_rate": 3e-2,
-            "batch_size": batch_size,
+            "args": {
+                "beta": 0.5,
+                "num_train_epochs": epochs,
+                "learning_rate": 3e-2,
+                "per_device_train_batch_size": batch_size,
+                "logging_steps": 1,
+            },
         },
     )
     tuned = train_dpo(cfg, model, tokenizer, prompts, chosen, rejected, tmp_path)

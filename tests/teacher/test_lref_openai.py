@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shoprel.data.schema import SCALES
-from shoprel.teacher.lref.config import OpenAIConfig
+from shoprel.teacher.config import OpenAIConfig
 from shoprel.teacher.lref.openai_generator import EndpointError, OpenAIGenerator
 from shoprel.teacher.lref.rationales import RationaleRequest
 from shoprel.teacher.lref.rules import RelevanceRules

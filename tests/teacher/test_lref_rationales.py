@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from shoprel.data.schema import SCALES, GradeScale
-from shoprel.teacher.lref.cot import requests_for
+from shoprel.teacher.lref.cot_prompts import requests_for
 from shoprel.teacher.lref.rationales import (
     RationaleRequest,
     RulesGenerator,

@@ -11,7 +11,8 @@ import pytest
 
 from shoprel.config import load_config
 from shoprel.data.schema import SCALES
-from shoprel.teacher.lref.selection import (
+from shoprel.data.splits import dev_sample
+from shoprel.teacher.select import (
     AuxPredictions,
     _warn_if_no_better_than_majority,
     balanced_sample,
@@ -19,8 +20,10 @@ from shoprel.teacher.lref.selection import (
     confusion_matrix,
     lref_selection,
     query_buckets,
-    run_select,
+    run,
+    selected,
 )
+from shoprel.teacher.stage_io import StageData
 from shoprel.teacher.train import TeacherTrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -107,14 +110,14 @@ def test_random_and_lref_selection_stage(
 ) -> None:
     train = pd.read_parquet(demo_data / "train.parquet")
     pool, learn_from = train.head(90), train.iloc[90:190]
-    scale = SCALES["esci"]
+    data = StageData(pool, dev_sample(demo_data, 16, 0), SCALES["esci"], demo_data)
     cfg = TeacherTrainConfig(max_dev_pairs=16, select={"method": "random", "frac": 0.2})
-    kept = run_select(cfg, demo_data, pool, scale, tmp_path / "random")
+    kept = selected(run(cfg, data, tmp_path / "random"), pool)
     assert len(kept) == 18 and set(kept["pair_id"]) <= set(pool["pair_id"])
     select = {"method": "lref", "frac": 0.2, "aux_base": str(tiny_encoder_dir), "aux_frac": 0.3}
     cfg = TeacherTrainConfig(max_dev_pairs=16, select=select)
     out = tmp_path / "lref"
-    kept = run_select(cfg, demo_data, pool, scale, out, learn_from)
+    kept = selected(run(cfg, data._replace(spare=learn_from), out), pool)
     report = json.loads((out / "selection_report.json").read_text())
     assert report["kept"] == len(kept) == 18 and report["aux_pairs"] == 30
     assert report["aux_learn_from"] == "outside the pool"
@@ -136,11 +139,11 @@ def test_random_and_lref_selection_stage(
 
 
 def test_weak_auxiliary_models_are_named_in_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.selection"):
+    with caplog.at_level("WARNING", logger="shoprel.teacher.select"):
         _warn_if_no_better_than_majority({"im": 0.46, "ci": 0.52, "majority_grade": 0.46})
     assert "IM no more accurate" in caplog.text and "CI" not in caplog.text.split("accurate")[0]
     caplog.clear()
-    with caplog.at_level("WARNING", logger="shoprel.teacher.lref.selection"):
+    with caplog.at_level("WARNING", logger="shoprel.teacher.select"):
         _warn_if_no_better_than_majority({"im": 0.5, "ci": 0.52, "majority_grade": 0.46})
     assert caplog.text == ""
 
@@ -169,7 +172,7 @@ def test_a_cross_encoder_near_the_mean_is_read_by_rank_not_by_nearest_grade() ->
     """Scores squeezed around the mean (a briefly trained regressor) but ranked right: by
     nearest grade they all say "partial"; by rank they give back the grades they learned."""
     from shoprel.data.schema import SCALES
-    from shoprel.teacher.lref.selection import by_rank
+    from shoprel.teacher.select import by_rank
 
     hd = SCALES["homedepot"]
     labels = np.array([1.0] * 20 + [2.0] * 40 + [3.0] * 40)

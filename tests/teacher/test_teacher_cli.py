@@ -15,17 +15,31 @@ from shoprel.teacher.train import TeacherTrainConfig
 
 def test_yaml_config_with_flag_overrides(tmp_path: Path) -> None:
     path = tmp_path / "teacher.yaml"
-    path.write_text("epochs: 3\nlora_r: 8\nprompt:\n  description_tokens: 16\n")
-    cfg = load_config(TeacherTrainConfig, path, {"epochs": 0.5, "seed": None})
-    assert (cfg.epochs, cfg.lora_r, cfg.seed, cfg.prompt.description_tokens) == (0.5, 8, 0, 16)
-    path.write_text("epochs: 3\nlearning_rat: 0.1\n")
+    path.write_text(
+        "peft: {r: 8}\nsft: {args: {num_train_epochs: 3}}\nprompt:\n  description_tokens: 16\n"
+    )
+    cfg = load_config(TeacherTrainConfig, path, {"seed": 3, "max_dev_pairs": None})
+    assert cfg.sft.trainer_kwargs()["num_train_epochs"] == 3
+    assert cfg.sft.trainer_kwargs()["learning_rate"] == 2e-4  # the default stays under the YAML
+    assert (cfg.lora_kwargs()["r"], cfg.lora_kwargs()["lora_alpha"]) == (8, 32)
+    assert (cfg.seed, cfg.max_dev_pairs, cfg.prompt.description_tokens) == (3, 1000, 16)
+    path.write_text("peft: {r: 8}\nlearning_rat: 0.1\n")
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rat'\]"):
+        load_config(TeacherTrainConfig, path, {})
+    path.write_text("learning_rate: 0.1\n")  # a key that moved into a stage says where to
+    with pytest.raises(ValueError, match=r"learning_rate is now sft\.args\.learning_rate"):
+        load_config(TeacherTrainConfig, path, {})
+    path.write_text("dpo: {beta: 0.3}\n")
+    with pytest.raises(ValueError, match=r"beta is now dpo\.args\.beta"):
+        load_config(TeacherTrainConfig, path, {})
+    path.write_text("sft: {args: [1, 2]}\n")
+    with pytest.raises(ValueError, match=r"sft\.args: expected a mapping"):
         load_config(TeacherTrainConfig, path, {})
     path.write_text("prompt:\n  fieldz: []\n")
     with pytest.raises(ValueError, match=r"prompt: unknown key\(s\) \['fieldz'\]"):
         load_config(TeacherTrainConfig, path, {})
-    with pytest.raises(ValueError, match="target: expected 'soft' or 'hard'"):
-        load_config(TeacherTrainConfig, None, {"target": "fuzzy"})
+    with pytest.raises(ValueError, match=r"sft\.target: expected 'soft' or 'hard'"):
+        load_config(TeacherTrainConfig, None, {"sft": {"target": "fuzzy"}})
 
 
 def test_train_then_score(tiny_base: Path, demo_data: Path, tmp_path: Path) -> None:

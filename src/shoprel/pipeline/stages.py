@@ -209,7 +209,7 @@ def evaluation_models(out: Path) -> dict[str, str]:
 
 def judge_stages(judge: str | None) -> dict[str, str]:
     """The judge after each LREF stage before its last (the last is the judge itself)."""
-    from shoprel.teacher.lref.runner import SUMMARY_FILE
+    from shoprel.teacher.train import SUMMARY_FILE
 
     if judge is None or not (Path(judge) / SUMMARY_FILE).is_file():
         return {}

@@ -7,6 +7,7 @@ and save it merged.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -48,17 +49,11 @@ def load_judge(directory: Path) -> tuple[Any, Any, Any]:
     return model, load_tokenizer(directory), TeacherMeta.load(directory)
 
 
-def lora_config(cfg: Any) -> Any:
-    """The PEFT block of the teacher config, for a stage that tunes a merged judge further."""
+def lora_config(cfg: TeacherTrainConfig) -> Any:
+    """The judge's one PEFT block (``cfg.peft`` over the defaults), for every stage."""
     from peft import LoraConfig
 
-    return LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
+    return library_config(LoraConfig, cfg.lora_kwargs(), "peft")
 
 
 def save_merged(model: Any, tokenizer: Any, meta: TeacherMeta, out: Path) -> None:
@@ -93,23 +88,60 @@ def trainer_precision(model: Any) -> dict[str, Any]:
 
 
 def trainer_arguments(
-    cfg: Any, model: Any, out: Path, examples: int, batch_size: int, epochs: float
+    cfg: TeacherTrainConfig, model: Any, out: Path, examples: int, stage: dict[str, Any]
 ) -> dict[str, Any]:
-    """The ``TrainingArguments`` fields every judge trainer shares (SFT's, and the TRL SFT and DPO
-    configs of the LREF stages): schedule, warmup, seeds, precision; nothing saved mid-run."""
-    return {
+    """The ``TrainingArguments`` keywords of one judge trainer (SFT's, and the TRL SFT and DPO
+    configs of the LREF stages): what they all share (schedule, warmup, seeds, precision; nothing
+    saved mid-run) with the stage's own keywords ``stage`` laid over it."""
+    shared = {
         "output_dir": str(out),
-        "num_train_epochs": epochs,
-        "per_device_train_batch_size": batch_size,
-        "gradient_accumulation_steps": cfg.grad_accum,
         "gradient_checkpointing": False,
         "lr_scheduler_type": "linear",
-        "warmup_steps": warmup_steps(examples, batch_size, cfg.grad_accum, epochs),
-        "logging_steps": cfg.logging_steps,
         "save_strategy": "no",
+        "logging_steps": 10,
         "report_to": [],
         "seed": cfg.seed,
         "data_seed": cfg.seed,
         "dataloader_num_workers": 0,
         **trainer_precision(model),
     }
+    merged = shared | stage
+    if "warmup_steps" not in stage and "warmup_ratio" not in stage:
+        merged["warmup_steps"] = warmup_steps(
+            examples,
+            merged.get("per_device_train_batch_size", 8),
+            merged.get("gradient_accumulation_steps", 1),
+            merged.get("num_train_epochs", 1.0),
+        )
+    return merged
+
+
+def library_config(cls: type, kwargs: dict[str, Any], where: str) -> Any:
+    """``cls(**kwargs)``; a keyword ``cls`` does not know, or a value it refuses, is a
+    ``ValueError`` that names the config section."""
+    check_fields(cls, kwargs, where)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {cls.__name__} refused the settings: {error}") from error
+
+
+def check_stage_args(cfg: TeacherTrainConfig) -> None:
+    """Fail before any training where a stage's ``args`` name a field its library lacks."""
+    from peft import LoraConfig
+    from transformers import TrainingArguments
+    from trl import DPOConfig, SFTConfig
+
+    sections = [("peft", LoraConfig, cfg.peft), ("sft.args", TrainingArguments, cfg.sft.args)]
+    if cfg.cot.enabled:
+        sections.append(("cot.args", SFTConfig, cfg.cot.args))
+    if cfg.dpo.enabled:
+        sections.append(("dpo.args", DPOConfig, cfg.dpo.args))
+    for where, cls, kwargs in sections:
+        check_fields(cls, kwargs, where)
+
+
+def check_fields(cls: type, kwargs: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"{where}: {cls.__name__} has no field(s) {unknown}")

@@ -1,187 +1,28 @@
-"""SFT of the judge on soft targets: the loss, the trainer, dev metrics after each epoch.
+"""The SFT stage: the judge fine-tuned on soft targets (Walmart's teacher is a classifier on soft
+targets; LREF's first stage is SFT on the selected pairs).
 
-The loss is the cross-entropy between the softmax over the grade tokens at the answer position and
-the pair's target distribution (soft: the dataset's label spread over neighbouring grades; hard:
-one-hot on the nearest grade). LoRA by default (merged into the saved model, so scoring needs no
-PEFT). Uses the transformers ``Trainer`` with this loss; checkpoints go to ``OUT/checkpoints`` and
-dev metrics after each epoch to ``OUT/dev_metrics.jsonl``.
+    shoprel teacher train --data run/data --base qwen2.5-coder-0.5b --out run/teacher
+
+The loss reads the grade-token distribution at the answer position (:mod:`~shoprel.teacher.
+grade_trainer`). Writes the merged judge, ``dev_metrics.jsonl`` (after each epoch),
+``checkpoints/`` (for ``--resume``) and ``metrics.json``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
-import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
-
-from shoprel.data.schema import GradeScale, get_scale
-from shoprel.data.splits import dev_sample, read_card, read_split, sample_pairs
-from shoprel.eval.evaluate import evaluate_scores
 from shoprel.teacher.config import TeacherTrainConfig
-from shoprel.teacher.judge_io import load_base, save_merged, trainer_arguments
-from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, pick_device
-from shoprel.teacher.prompts import PromptBuilder
-from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
-
-logger = logging.getLogger(__name__)
+from shoprel.teacher.grade_trainer import fit_judge
+from shoprel.teacher.stage_io import StageData, write_stage_metrics
 
 
-def targets_for(pairs: pd.DataFrame, scale: GradeScale, kind: str) -> np.ndarray:
-    """Soft targets as prepared, or one-hot on the grade nearest to the label."""
-    if kind == "soft":
-        return np.stack(pairs["target"].to_numpy()).astype(np.float32)
-    return np.eye(scale.n_grades, dtype=np.float32)[scale.nearest_grade(pairs["label"].to_numpy())]
-
-
-class PairDataset(torch.utils.data.Dataset):
-    def __init__(self, input_ids: list[list[int]], targets: np.ndarray) -> None:
-        self.input_ids, self.targets = input_ids, targets
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"input_ids": self.input_ids[i], "target": self.targets[i]}
-
-
-class PadCollator:
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        ids, mask = pad_right([r["input_ids"] for r in rows], self.pad_id)
-        target = torch.tensor(np.stack([r["target"] for r in rows]))
-        return {"input_ids": ids, "attention_mask": mask, "target": target}
-
-
-def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy between softmax(grade logits) and a target distribution, mean over rows."""
-    return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
-
-
-class GradeTrainer(Trainer):
-    """A ``Trainer`` whose loss reads the grade-token distribution at the answer position."""
-
-    def __init__(self, *args: Any, grade_ids: list[int], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.grade_ids = torch.tensor(grade_ids)
-
-    def compute_loss(
-        self,
-        model: Any,
-        inputs: dict[str, torch.Tensor],
-        return_outputs: bool = False,
-        num_items_in_batch: Any = None,
-    ) -> Any:
-        grade_ids = self.grade_ids.to(inputs["input_ids"].device)
-        logits = grade_logits(model, inputs["input_ids"], inputs["attention_mask"], grade_ids)
-        loss = soft_target_loss(logits, inputs["target"].to(logits.dtype))
-        return (loss, {"logits": logits}) if return_outputs else loss
-
-
-class DevMetricsCallback(TrainerCallback):
-    """Scores a dev sample with the model in training after each epoch; appends to a JSONL file."""
-
-    def __init__(
-        self, dev: pd.DataFrame, scale: GradeScale, tokenizer: Any, meta: TeacherMeta, path: Path
-    ) -> None:
-        self.dev, self.scale, self.tokenizer, self.meta, self.path = (
-            dev,
-            scale,
-            tokenizer,
-            meta,
-            path,
-        )
-
-    def on_epoch_end(
-        self, args: Any, state: Any, control: Any, model: Any = None, **_: Any
-    ) -> None:
-        if model is None or self.dev.empty:
-            return
-        scorer = TeacherScorer(model, self.tokenizer, self.meta, batch_size=32)
-        metrics = evaluate_scores(self.dev, scorer.predict(self.dev), self.scale)
-        model.train()
-        record = {"epoch": round(state.epoch or 0, 3), "step": state.global_step, **metrics}
-        logger.info(
-            "dev after epoch %.2f: %s",
-            record["epoch"],
-            {k: metrics[k] for k in ("pairwise_accuracy", "auc", "rmse")},
-        )
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-
-def training_arguments(
-    cfg: TeacherTrainConfig, model: Any, out: Path, examples: int
-) -> TrainingArguments:
-    """The shared judge trainer arguments, SFT's learning rate, checkpoints for ``--resume``."""
-    shared = trainer_arguments(
-        cfg, model, out / "checkpoints", examples, cfg.batch_size, cfg.epochs
-    )
-    sft = {
-        "learning_rate": cfg.learning_rate,
-        "save_strategy": "steps",
-        "save_steps": cfg.save_steps,
-        "save_total_limit": 2,
-        "remove_unused_columns": False,
-    }
-    return TrainingArguments(**(shared | sft))
-
-
-def run_sft(
-    cfg: TeacherTrainConfig,
-    data_dir: str | Path,
-    out: str | Path,
-    resume: bool = False,
-    pairs: pd.DataFrame | None = None,
-) -> Path:
-    """Fine-tune the judge on the train split (or ``pairs``: an LREF stage's selection, an
-    auxiliary model's share), save it merged into ``out`` and return ``out``. LREF stages in
-    ``cfg`` are not run here (see :func:`shoprel.teacher.train.train_teacher`)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device()
-    set_cpu_threads()
-    scale = get_scale(read_card(data_dir)["scale"])
-    if pairs is None:
-        pairs = read_split(data_dir, "train")[0]
-    train = sample_pairs(pairs, cfg.max_train_pairs, cfg.seed)
-    dev = dev_sample(data_dir, cfg.max_dev_pairs, cfg.seed)
-    set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
-    model, tokenizer = load_base(cfg, device)
-    builder = PromptBuilder(tokenizer, scale, cfg.prompt)
-    meta = TeacherMeta(
-        base=cfg.base,
-        scale=scale.name,
-        grades=list(scale.grades),
-        words=builder.words,
-        grade_ids=builder.grade_ids,
-        prompt=cfg.prompt.to_dict(),
-        train=asdict(cfg),
-    )
-    encoded = [builder.encode(row)[-cfg.max_length :] for row in train.to_dict("records")]
-    dataset = PairDataset(encoded, targets_for(train, scale, cfg.target))
-    if not resume:
-        (out / "dev_metrics.jsonl").unlink(missing_ok=True)
-    trainer = GradeTrainer(
-        model=model,
-        args=training_arguments(cfg, model, out, len(dataset)),
-        train_dataset=dataset,
-        data_collator=PadCollator(tokenizer.pad_token_id),
-        grade_ids=builder.grade_ids,
-        callbacks=[DevMetricsCallback(dev, scale, tokenizer, meta, out / "dev_metrics.jsonl")],
-    )
+def run(cfg: TeacherTrainConfig, data: StageData, out: Path, resume: bool = False) -> Path:
+    """Fine-tune ``cfg.base`` on ``data.pairs`` into ``out``; with ``resume``, continue from the
+    last checkpoint there."""
     started = time.perf_counter()
-    has_checkpoint = any((out / "checkpoints").glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=resume and has_checkpoint)
-    meta.train["seconds"] = round(time.perf_counter() - started, 1)
-    meta.train["train_pairs"] = len(train)
-    save_merged(trainer.model, tokenizer, meta, out)
+    dev = fit_judge(cfg, data.pairs, data.dev, data.scale, out, resume=resume)
+    seconds = time.perf_counter() - started
+    write_stage_metrics(out, "sft", seconds, train_pairs=len(data.pairs), dev=dev)
     return out

@@ -1,31 +1,152 @@
-"""``shoprel teacher train``: the judge, by SFT alone or through the LREF stages.
+"""``shoprel teacher train``: the judge, through the stages its config switches on.
 
     shoprel teacher train --data run/data --base smollm2-135m-instruct --out run/teacher
     shoprel teacher train --data run/data --out run/teacher --resume      # continue a killed run
     shoprel teacher train --data run/data --out run/teacher --select lref --cot ee,ra,dr --dpo
 
-With no LREF stage on, this is SFT (:mod:`shoprel.teacher.sft`). With any of ``select``, ``cot``,
-``dpo`` on, the stages run in order, each in its own dir under ``OUT``
-(:mod:`shoprel.teacher.lref.runner`), and ``OUT`` ends up holding the last stage's judge.
+With no LREF stage on, this is SFT alone (:mod:`~shoprel.teacher.sft`) into ``OUT``. Otherwise the
+stages run in order (select -> sft -> cot -> dpo), each in its own dir:
+
+    OUT/select/   aux/{im,ci,ms}, selected_pairs.parquet, selection_report.json, metrics.json
+    OUT/sft/      the judge trained on the selected pairs, metrics.json
+    OUT/cot/      the judge after Multi-CoT, rationales.jsonl, metrics.json
+    OUT/dpo/      the judge after DPO, dpo_pairs.parquet, metrics.json
+    OUT/          the last stage's judge (hard links), lref.json (every stage's seconds and dev
+                  metrics)
+
+The splits are drawn here, once: the pool (``max_train_pairs``), the dev sample, and with DPO on,
+``dpo.holdout_frac`` of the pool's queries kept out of every earlier stage; they and the pairs
+selection left out are DPO's pool. Each stage is ``run(cfg, data, out, resume)`` and none imports
+another. With ``resume``, a finished stage is reused and SFT continues from its last checkpoint.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
+import logging
 from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
+import pandas as pd
+
+from shoprel.data.splits import dev_sample, read_split, sample_pairs
+from shoprel.io import write_json
 from shoprel.teacher.config import TeacherTrainConfig
+from shoprel.teacher.model import META_FILE
+from shoprel.teacher.stage_io import StageData, publish, read_stage_metrics
 
 __all__ = ["TeacherTrainConfig", "train_teacher"]
+
+logger = logging.getLogger(__name__)
+SUMMARY_FILE = "lref.json"
+HEADLINE = ("pairwise_accuracy", "auc", "accuracy", "macro_f1", "over_recall", "rmse")
+STAGES = ("select", "sft", "cot", "dpo")
+
+
+def stage_module(name: str) -> Any:
+    """The stage's module (``shoprel.teacher.NAME``), imported when the stage runs."""
+    return importlib.import_module(f"shoprel.teacher.{name}")
+
+
+def hold_out_queries(
+    pairs: pd.DataFrame, frac: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``pairs`` split by query: the rest, and a seeded ``frac`` of the queries (at least one
+    where ``frac`` > 0 and there are two or more queries)."""
+    queries = np.sort(pairs["query_id"].unique())
+    n = round(frac * len(queries))
+    n = max(n, 1) if frac > 0 and len(queries) > 1 else n
+    held = set(np.random.default_rng(seed).choice(queries, size=n, replace=False))
+    mask = pairs["query_id"].isin(held)
+    return pairs[~mask].reset_index(drop=True), pairs[mask].reset_index(drop=True)
+
+
+class LrefSplits(NamedTuple):
+    """The seeded pairs the stages draw from."""
+
+    pool: pd.DataFrame  # the judge's train pairs
+    held_out: pd.DataFrame  # the queries held out of the pool for DPO
+    dev: pd.DataFrame  # the dev sample (empty when ``max_dev_pairs`` is 0)
+    rest: pd.DataFrame  # the train pairs neither in the pool nor of the held-out queries
+    data: StageData  # the pool as stage input (dev, scale and data dir with it)
+
+
+def lref_splits(cfg: TeacherTrainConfig, data_dir: str | Path) -> LrefSplits:
+    """The splits of ``cfg``'s seeded draw from the train and dev splits in ``data_dir``."""
+    train, scale = read_split(data_dir, "train")
+    pool = sample_pairs(train, cfg.max_train_pairs, cfg.seed)
+    dev = dev_sample(data_dir, cfg.max_dev_pairs, cfg.seed)
+    holdout = cfg.dpo.holdout_frac if cfg.dpo.enabled else 0.0
+    pool, held_out = hold_out_queries(pool, holdout, cfg.seed)
+    taken = train["pair_id"].isin(set(pool["pair_id"]))
+    held = train["query_id"].isin(set(held_out["query_id"]))
+    rest = train[~taken & ~held].reset_index(drop=True)
+    data = StageData(pool, dev, scale, Path(data_dir), spare=rest)
+    return LrefSplits(pool, held_out, dev, rest, data)
+
+
+def _done(stage_dir: Path, needs_model: bool = True) -> bool:
+    has_model = (stage_dir / META_FILE).is_file() or not needs_model
+    return has_model and read_stage_metrics(stage_dir) is not None
 
 
 def train_teacher(
     cfg: TeacherTrainConfig, data_dir: str | Path, out: str | Path, resume: bool = False
 ) -> Path:
     """Train the judge ``cfg`` describes on ``data_dir`` into ``out`` and return ``out``."""
-    if cfg.lref_stages:
-        from shoprel.teacher.lref.runner import train_lref
+    from shoprel.teacher.judge_io import check_stage_args
 
-        return train_lref(cfg, data_dir, out, resume=resume)
-    from shoprel.teacher.sft import run_sft
+    check_stage_args(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    splits = lref_splits(cfg, data_dir)
+    if not cfg.lref_stages:
+        return stage_module("sft").run(cfg, splits.data, out, resume=resume)
+    pool = splits.pool
+    if cfg.select.enabled:
+        if not (resume and _done(out / "select", needs_model=False)):
+            stage_module("select").run(cfg, splits.data, out / "select")
+        pool = stage_module("select").selected(out / "select", splits.pool)
+    last = _run_stage(cfg, "sft", splits.data._replace(pairs=pool), out, resume)
+    if cfg.cot.enabled:
+        last = _run_stage(cfg, "cot", splits.data._replace(pairs=pool, start=last), out, resume)
+    if cfg.dpo.enabled:
+        unused = splits.pool[~splits.pool["pair_id"].isin(set(pool["pair_id"]))]
+        mined = pd.concat([splits.held_out, unused], ignore_index=True)
+        last = _run_stage(cfg, "dpo", splits.data._replace(pairs=mined, start=last), out, resume)
+    publish(last, out)
+    sizes = {"train": len(splits.pool), "selected": len(pool), "held_out": len(splits.held_out)}
+    _write_summary(cfg, out, last, **sizes)
+    return out
 
-    return run_sft(cfg, data_dir, out, resume=resume)
+
+def _run_stage(
+    cfg: TeacherTrainConfig, name: str, data: StageData, out: Path, resume: bool
+) -> Path:
+    stage_dir = out / name
+    if resume and _done(stage_dir):
+        return stage_dir
+    return stage_module(name).run(cfg, data, stage_dir, resume=resume)
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: metrics[k] for k in HEADLINE if k in metrics}
+
+
+def _write_summary(cfg: TeacherTrainConfig, out: Path, last: Path, **sizes: int) -> None:
+    stages = {}
+    for name in STAGES:
+        record = read_stage_metrics(out / name)
+        if record is None or (name != "sft" and name not in cfg.lref_stages):
+            continue
+        dev = record.get("dev") or {}
+        if name == "select":  # the dev metrics of the auxiliary models IM and CI
+            headline = {aux: _headline(found) for aux, found in dev.items()}
+        else:
+            headline = _headline(dev)
+        stages[name] = {"dir": name, "seconds": record["seconds"], "dev": headline}
+    summary = {"stages": stages, "final": last.name, "pairs": sizes}
+    write_json(summary, out / SUMMARY_FILE)
+    logger.info("LREF stages done: %s", json.dumps({k: v["seconds"] for k, v in stages.items()}))

@@ -1,21 +1,5 @@
-"""LREF stages of the judge: data selection, Multi-CoT tuning and DPO de-biasing.
-
-See :mod:`shoprel.teacher.lref.runner` for the stage layout, and ``shoprel teacher train --help``
-for the options (``--select``, ``--cot``, ``--dpo``).
+"""What LREF's stages share beyond the judge: explicit relevance signals, the relevance rules,
+rationale generators (rules, or an OpenAI-compatible endpoint), Multi-CoT prompts and ``cot``-mode
+scoring. The stages themselves are :mod:`shoprel.teacher.select`, :mod:`shoprel.teacher.cot` and
+:mod:`shoprel.teacher.dpo`, run in order by :mod:`shoprel.teacher.train`.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-from shoprel.teacher.lref.config import CotConfig, DpoConfig, OpenAIConfig, SelectConfig
-
-__all__ = ["CotConfig", "DpoConfig", "OpenAIConfig", "SelectConfig", "train_lref"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "train_lref":
-        from shoprel.teacher.lref.runner import train_lref
-
-        return train_lref
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

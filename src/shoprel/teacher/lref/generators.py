@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from shoprel.data.schema import GradeScale
-from shoprel.teacher.lref.config import CotConfig
+from shoprel.teacher.config import CotConfig
 from shoprel.teacher.lref.rationales import RationaleGenerator, RulesGenerator
 from shoprel.teacher.lref.rules import RelevanceRules
 

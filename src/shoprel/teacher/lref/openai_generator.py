@@ -24,7 +24,7 @@ from typing import Any
 from shoprel.data.schema import GradeScale
 from shoprel.io import write_json
 from shoprel.progress import progress_bar
-from shoprel.teacher.lref.config import EndpointError, OpenAIConfig
+from shoprel.teacher.config import EndpointError, OpenAIConfig
 from shoprel.teacher.lref.rationales import (
     ITEM_FIELDS,
     Rationale,

@@ -25,7 +25,7 @@ import pandas as pd
 from shoprel.augment.synthetic import product_type
 from shoprel.data.schema import GradeScale
 from shoprel.progress import progress_bar
-from shoprel.teacher.lref.config import COT_KINDS
+from shoprel.teacher.config import COT_KINDS
 from shoprel.teacher.lref.rules import RelevanceRules
 from shoprel.teacher.lref.signals import MODIFIERS, Signals, extract, type_head
 

@@ -29,14 +29,16 @@ import torch
 from shoprel.data.schema import GradeScale
 from shoprel.data.splits import sample_pairs
 from shoprel.io import write_parquet
+from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import (
+    library_config,
     load_judge,
     lora_config,
     save_merged,
     trainer_arguments,
 )
-from shoprel.teacher.lref.common import judge_metrics, publish, write_stage_metrics
 from shoprel.teacher.model import pad_right
+from shoprel.teacher.stage_io import StageData, judge_metrics, publish, write_stage_metrics
 
 logger = logging.getLogger(__name__)
 PAIRS_FILE = "dpo_pairs.parquet"
@@ -105,23 +107,16 @@ def _dpo_trainer_class() -> type:
     return PretokenizedDPOTrainer
 
 
-def dpo_arguments(cfg: Any, model: Any, out: Path, pairs: int) -> Any:
+def dpo_arguments(cfg: TeacherTrainConfig, model: Any, out: Path, pairs: int) -> Any:
+    """TRL's ``DPOConfig``: ``cfg.dpo.args`` over the shared arguments."""
     from trl import DPOConfig
 
-    dpo = cfg.dpo
-    losses = {dpo.loss_type: 1.0} | ({"sft": dpo.sft_weight} if dpo.sft_weight else {})
-    return DPOConfig(
-        beta=dpo.beta,
-        loss_type=list(losses),
-        loss_weights=list(losses.values()),
-        learning_rate=dpo.learning_rate,
-        max_length=dpo.max_length,
-        **trainer_arguments(cfg, model, out, pairs, dpo.batch_size, dpo.epochs),
-    )
+    kwargs = trainer_arguments(cfg, model, out, pairs, cfg.dpo.trainer_kwargs())
+    return library_config(DPOConfig, kwargs, "dpo.args")
 
 
 def train_dpo(
-    cfg: Any,
+    cfg: TeacherTrainConfig,
     model: Any,
     tokenizer: Any,
     prompts: list[list[int]],
@@ -132,7 +127,7 @@ def train_dpo(
     """DPO on LoRA over ``model``; returns the trained, adapter-wrapped model."""
     from datasets import Dataset
 
-    room = cfg.dpo.max_length - max(len(a) for a in chosen + rejected)
+    room = cfg.dpo.trainer_kwargs()["max_length"] - max(len(a) for a in chosen + rejected)
     data = Dataset.from_dict(
         {
             "prompt_ids": [p[-max(room, 1) :] for p in prompts],
@@ -152,32 +147,29 @@ def train_dpo(
     return trainer.model
 
 
-def resolve_mode(cfg: Any) -> str:
+def resolve_mode(cfg: TeacherTrainConfig) -> str:
     if cfg.dpo.mode == "auto":
         return "cot" if cfg.cot.enabled else "direct"
     return cfg.dpo.mode
 
 
-def run_dpo(
-    cfg: Any,
-    pool: pd.DataFrame,
-    dev: pd.DataFrame,
-    scale: GradeScale,
-    start: Path,
-    out: Path,
-) -> Path:
-    """DPO on the optimistic errors of the judge in ``start`` over ``pool``; judge into ``out``."""
+def run(cfg: TeacherTrainConfig, data: StageData, out: Path, resume: bool = False) -> Path:
+    """DPO on the optimistic errors of the judge in ``data.start`` over ``data.pairs`` (labeled
+    pairs no earlier stage trained on); the judge goes into ``out``. A rerun starts over."""
     from shoprel.teacher.scorer import TeacherScorer
 
+    if data.start is None:
+        raise ValueError("dpo: needs the judge to start from (StageData.start)")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    if pool.empty:
+    if data.pairs.empty:
         raise ValueError(
             "dpo: no labeled pairs left that SFT did not train on; set dpo.holdout_frac > 0 "
             "or select a share of the train pairs (--select)"
         )
+    start, dev, scale = data.start, data.dev, data.scale
     mode = resolve_mode(cfg)
-    pool = sample_pairs(pool, cfg.dpo.max_pool_pairs, cfg.seed)
+    pool = sample_pairs(data.pairs, cfg.dpo.max_pool_pairs, cfg.seed)
     model, tokenizer, meta = load_judge(start)
     scorer = TeacherScorer(model, tokenizer, meta)
     before = _dev_metrics(scorer, dev, scale, mode, cfg)
@@ -254,7 +246,7 @@ def warn_if_one_kind(pairs: pd.DataFrame, scale: GradeScale) -> None:
 
 
 def tune_on_pairs(
-    cfg: Any,
+    cfg: TeacherTrainConfig,
     answers: PoolAnswers,
     pairs: pd.DataFrame,
     judge: tuple[Any, Any, Any],
@@ -282,8 +274,10 @@ def tune_on_pairs(
 class PoolAnswers:
     """The judge's answers on the pool: grade probabilities, and its reasoning in ``cot`` mode."""
 
-    def __init__(self, scorer: Any, pool: pd.DataFrame, mode: str, cfg: Any, out: Path) -> None:
-        from shoprel.teacher.lref.cot import CotPrompts
+    def __init__(
+        self, scorer: Any, pool: pd.DataFrame, mode: str, cfg: TeacherTrainConfig, out: Path
+    ) -> None:
+        from shoprel.teacher.lref.cot_prompts import CotPrompts
         from shoprel.teacher.lref.rules import RelevanceRules
 
         self.pool, self.mode, self.cfg, self.out = pool, mode, cfg, out
@@ -330,7 +324,7 @@ class PoolAnswers:
         return prompts, chosen, rejected
 
     def _true_rationales(self, pairs: pd.DataFrame) -> list[str]:
-        from shoprel.teacher.lref.cot import requests_for
+        from shoprel.teacher.lref.cot_prompts import requests_for
         from shoprel.teacher.lref.generators import make_generator
 
         subset = self.pool.iloc[pairs["row"].to_numpy()].reset_index(drop=True)
@@ -340,7 +334,7 @@ class PoolAnswers:
 
 
 def _dev_metrics(
-    scorer: Any, dev: pd.DataFrame, scale: GradeScale, mode: str, cfg: Any
+    scorer: Any, dev: pd.DataFrame, scale: GradeScale, mode: str, cfg: TeacherTrainConfig
 ) -> dict[str, Any]:
     """Over-recall, per-grade precision/recall and the rest on dev, by scoring mode."""
     if dev.empty:

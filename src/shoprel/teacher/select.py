@@ -25,7 +25,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ import pandas as pd
 
 from shoprel.data.schema import GradeScale
 from shoprel.io import write_json, write_parquet
-from shoprel.teacher.lref.common import plain_stage, write_stage_metrics
+from shoprel.teacher.config import TeacherTrainConfig
+from shoprel.teacher.stage_io import StageData, write_stage_metrics
 
 logger = logging.getLogger(__name__)
 BUCKETS = ("head", "torso", "tail")
@@ -179,7 +180,9 @@ def is_causal_lm(base: str) -> bool:
     )
 
 
-def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: int) -> Path:
+def train_aux(
+    cfg: TeacherTrainConfig, data: StageData, pairs: pd.DataFrame, out: Path, seed: int
+) -> Path:
     """One auxiliary model on ``pairs``: a LoRA judge or a cross-encoder, by its base. The pairs
     it learns (ids and labels, MS's relabelled) are recorded beside it in ``NAME_pairs.parquet``."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -187,20 +190,16 @@ def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: in
     select = cfg.select
     base = select.aux_base or cfg.base
     if is_causal_lm(base):
-        from shoprel.teacher.sft import run_sft
+        from shoprel.teacher.grade_trainer import fit_judge
 
-        aux_cfg = plain_stage(
-            cfg,
-            base=base,
-            epochs=select.aux_epochs,
-            learning_rate=select.aux_learning_rate or cfg.learning_rate,
-            max_train_pairs=0,
-            max_dev_pairs=0,
-            seed=seed,
-        )
-        model_dir = run_sft(aux_cfg, data_dir, out, pairs=pairs)
-        shutil.rmtree(model_dir / "checkpoints", ignore_errors=True)  # never resumed
-        return model_dir
+        schedule = {"num_train_epochs": select.aux_epochs}
+        if select.aux_learning_rate:
+            schedule["learning_rate"] = select.aux_learning_rate
+        sft = replace(cfg.sft, args=cfg.sft.args | schedule)
+        aux_cfg = replace(cfg, base=base, sft=sft, max_train_pairs=0, max_dev_pairs=0, seed=seed)
+        fit_judge(aux_cfg, pairs, data.dev.iloc[:0], data.scale, out)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)  # never resumed
+        return out
     from shoprel.student.train import StudentTrainConfig, train_cross_encoder
 
     encoder_cfg = StudentTrainConfig(
@@ -211,7 +210,7 @@ def train_aux(cfg: Any, data_dir: Path, pairs: pd.DataFrame, out: Path, seed: in
         max_dev_pairs=min(cfg.max_dev_pairs or 200, 200),
         seed=seed,
     )
-    return train_cross_encoder(encoder_cfg, data_dir, out, pairs=pairs)
+    return train_cross_encoder(encoder_cfg, data.data_dir, out, pairs=pairs)
 
 
 def aux_probabilities(
@@ -251,20 +250,15 @@ def grade_mix(grades: np.ndarray, scale: GradeScale) -> dict[str, int]:
     return {g: int(c) for g, c in zip(scale.grades, counts, strict=True)}
 
 
-def run_select(
-    cfg: Any,
-    data_dir: str | Path,
-    pool: pd.DataFrame,
-    scale: GradeScale,
-    out: str | Path,
-    learn_from: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """The pairs of ``pool`` (the candidate train pairs) that ``cfg.select`` keeps.
+def run(cfg: TeacherTrainConfig, data: StageData, out: Path, resume: bool = False) -> Path:
+    """Select among ``data.pairs`` (the candidate train pairs) as ``cfg.select`` says; the kept
+    ids go to ``out/selected_pairs.parquet`` (read them with :func:`selected`).
 
-    ``learn_from``: the labeled pairs the auxiliary models learn from (defaults to ``pool``)."""
-    out = Path(out)
+    The auxiliary models learn from ``data.spare`` where it has pairs, else from the pool. A
+    finished selection is skipped by the orchestrator on ``resume``; a broken one starts over."""
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    pool, scale = data.pairs, data.scale
     n_keep = sample_size(len(pool), cfg.select.frac)
     true = scale.nearest_grade(pool["label"].to_numpy(float))
     report: dict[str, Any] = {"method": cfg.select.method, "pool_pairs": len(pool)}
@@ -273,10 +267,9 @@ def run_select(
         kept = pd.DataFrame({"pair_id": chosen["pair_id"].to_numpy(), "reason": "random"})
         aux_metrics: dict[str, Any] = {}
     else:
-        learn_from = pool if learn_from is None or learn_from.empty else learn_from
-        kept, aux_report, aux_metrics = _lref(
-            cfg, Path(data_dir), pool, learn_from, true, scale, n_keep, out
-        )
+        spare = data.spare
+        learn_from = pool if spare is None or spare.empty else spare
+        kept, aux_report, aux_metrics = _lref(cfg, data, learn_from, true, n_keep, out)
         report |= aux_report
     write_parquet(kept, out / SELECTED_FILE)
     chosen_grades = true[pool["pair_id"].isin(set(kept["pair_id"])).to_numpy()]
@@ -290,23 +283,29 @@ def run_select(
     write_json(report, out / REPORT_FILE)
     write_stage_metrics(out, "select", report["seconds"], kept=len(kept), dev=aux_metrics)
     logger.info("select (%s): kept %d of %d pairs", cfg.select.method, len(kept), len(pool))
-    return pool[pool["pair_id"].isin(set(kept["pair_id"]))].reset_index(drop=True)
+    return out
+
+
+def selected(out: Path, pool: pd.DataFrame) -> pd.DataFrame:
+    """The pairs of ``pool`` that the finished selection in ``out`` kept."""
+    found = read_selection(out)
+    if found is None:
+        raise FileNotFoundError(f"{out}: no finished selection ({SELECTED_FILE}, {REPORT_FILE})")
+    return pool[pool["pair_id"].isin(set(found[0]["pair_id"]))].reset_index(drop=True)
 
 
 def _lref(
-    cfg: Any,
-    data_dir: Path,
-    pool: pd.DataFrame,
+    cfg: TeacherTrainConfig,
+    data: StageData,
     learn_from: pd.DataFrame,
     true: np.ndarray,
-    scale: GradeScale,
     n_keep: int,
     out: Path,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """IM and CI, then MS on the grades IM confuses, each learning a sample of ``learn_from``;
     the rule over their predictions on the pool. Returns the kept ids, the report's facts and
     the dev metrics of IM and CI."""
-    select = cfg.select
+    select, pool, scale = cfg.select, data.pairs, data.scale
     n_aux = sample_size(len(learn_from), select.aux_frac, select.aux_max_pairs)
     samples = {
         "im": learn_from.sample(n=n_aux, random_state=cfg.seed),
@@ -314,7 +313,7 @@ def _lref(
     }
     probs = {}
     for seed, (name, sample) in enumerate(samples.items(), start=cfg.seed):
-        model_dir = train_aux(cfg, data_dir, sample, out / "aux" / name, seed)
+        model_dir = train_aux(cfg, data, sample, out / "aux" / name, seed)
         probs[name] = aux_probabilities(model_dir, pool, scale, sample["label"].to_numpy())
     im_confusion = confusion_matrix(true, probs["im"], scale.n_grades)
     confused = confusion_grades(true, _targets(pool), im_confusion)
@@ -323,7 +322,7 @@ def _lref(
         scale.nearest_grade(ms_pairs["label"].to_numpy(float)), _targets(ms_pairs), im_confusion
     )
     ms_pairs = _relabelled(ms_pairs, ms_grades, scale)
-    ms_dir = train_aux(cfg, data_dir, ms_pairs, out / "aux" / "ms", cfg.seed + 2)
+    ms_dir = train_aux(cfg, data, ms_pairs, out / "aux" / "ms", cfg.seed + 2)
     probs["ms"] = aux_probabilities(ms_dir, pool, scale, ms_pairs["label"].to_numpy())
     aux = AuxPredictions(**probs)
     kept = lref_selection(pool["pair_id"], true, aux, n_keep)
@@ -344,7 +343,7 @@ def _lref(
         "aux_accuracy": accuracy,
         "bucket_mix": _bucket_mix(pool, kept, select.frequency_column),
     }
-    return kept, report, _aux_dev_metrics(out / "aux", data_dir, cfg, scale)
+    return kept, report, _aux_dev_metrics(out / "aux", data)
 
 
 def _targets(pairs: pd.DataFrame) -> np.ndarray:
@@ -403,18 +402,16 @@ def _write_predictions(
     write_parquet(frame, out / "predictions.parquet")
 
 
-def _aux_dev_metrics(aux_dir: Path, data_dir: Path, cfg: Any, scale: GradeScale) -> dict[str, Any]:
-    from shoprel.data.splits import dev_sample
+def _aux_dev_metrics(aux_dir: Path, data: StageData) -> dict[str, Any]:
     from shoprel.eval.evaluate import evaluate_scores
     from shoprel.scoring import load_scorer
 
-    dev = dev_sample(data_dir, cfg.max_dev_pairs, cfg.seed)
-    if dev.empty:
+    if data.dev.empty:
         return {}
     result = {}
     for name in ("im", "ci"):
-        scores = load_scorer(aux_dir / name).predict(dev)
-        result[name] = evaluate_scores(dev, scores, scale)
+        scores = load_scorer(aux_dir / name).predict(data.dev)
+        result[name] = evaluate_scores(data.dev, scores, data.scale)
     return result
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,89 +32,22 @@ import pandas as pd
 from shoprel.data.schema import GradeScale
 from shoprel.data.splits import sample_pairs
 from shoprel.io import write_jsonl
+from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import (
+    library_config,
     load_judge,
     lora_config,
     save_merged,
     trainer_arguments,
 )
-from shoprel.teacher.lref.common import judge_metrics, score_judge, write_stage_metrics
+from shoprel.teacher.lref.cot_prompts import CotPrompts, Example, requests_for
 from shoprel.teacher.lref.generators import make_generator
-from shoprel.teacher.lref.rationales import (
-    ITEM_FIELDS,
-    Rationale,
-    RationaleRequest,
-    wrong_grade,
-)
+from shoprel.teacher.lref.rationales import Rationale, RationaleRequest, wrong_grade
 from shoprel.teacher.lref.rules import RelevanceRules
-from shoprel.teacher.prompts import PromptBuilder, PromptConfig
+from shoprel.teacher.stage_io import StageData, judge_metrics, score_judge, write_stage_metrics
 
 logger = logging.getLogger(__name__)
 RATIONALES_FILE = "rationales.jsonl"
-
-
-@dataclass(frozen=True)
-class Example:
-    """Token ids of a prompt and the answer the judge learns (the loss is on the answer only)."""
-
-    prompt: list[int]
-    answer: list[int]
-
-    def fitted(self, max_length: int) -> Example:
-        """The prompt cut from the left so that prompt and answer fit ``max_length``."""
-        room = max(max_length - len(self.answer), 1)
-        return Example(self.prompt[-room:], self.answer[: max_length - 1])
-
-
-class CotPrompts:
-    """The prompt builders of each kind and the answer ids of a rationale."""
-
-    def __init__(
-        self, tokenizer: Any, scale: GradeScale, prompt: PromptConfig, rules: RelevanceRules
-    ) -> None:
-        described = rules.describe(scale).replace("{", "{{").replace("}", "}}")
-        ra_system = (
-            f"{prompt.cot_system}\nRelevance rules, the first that holds decides:\n{described}"
-        )
-        self.builders = {
-            "direct": PromptBuilder(tokenizer, scale, prompt),
-            "ee": PromptBuilder(tokenizer, scale, prompt, mode="cot"),
-            "ra": PromptBuilder(
-                tokenizer, scale, replace(prompt, cot_system=ra_system), mode="cot"
-            ),
-            "dr": PromptBuilder(
-                tokenizer, scale, replace(prompt, fields=[*prompt.fields, "proposed"]), mode="cot"
-            ),
-        }
-        self.tokenizer = tokenizer
-        self.grade_ids = self.builders["direct"].grade_ids
-        self.lead = self.builders["ee"].label_lead_ids()
-        eos = tokenizer.eos_token_id
-        self.end = [eos] if eos is not None else []
-
-    def prompt(self, kind: str, row: dict[str, Any], wrong: str = "") -> list[int]:
-        return self.builders[kind].encode({**row, "proposed": wrong} if kind == "dr" else row)
-
-    def answer(self, reasoning: str, grade: int, max_tokens: int) -> list[int]:
-        """``reasoning`` (cut to ``max_tokens``), the label lead, the grade word, end-of-text."""
-        ids = self.tokenizer.encode(f" {reasoning}", add_special_tokens=False)[:max_tokens]
-        return ids + self.lead + [self.grade_ids[grade]] + self.end
-
-    def direct(self, row: dict[str, Any], grade: int) -> Example:
-        return Example(self.prompt("direct", row), [self.grade_ids[grade]])
-
-
-def requests_for(
-    kind: str, pairs: pd.DataFrame, scale: GradeScale, wrong: np.ndarray | None = None
-) -> list[RationaleRequest]:
-    """One request per pair; DR's wrong grades are ``wrong`` (indices, never the true grade)."""
-    true = scale.nearest_grade(pairs["label"].to_numpy(float))
-    requests = []
-    for i, row in enumerate(pairs.to_dict("records")):
-        item = {name: row.get(name) or "" for name in ITEM_FIELDS}
-        mistake = scale.grades[int(wrong[i])] if kind == "dr" and wrong is not None else ""
-        requests.append(RationaleRequest(kind, row["query"], item, scale.grades[true[i]], mistake))
-    return requests
 
 
 def kind_examples(
@@ -154,16 +87,14 @@ def to_dataset(examples: list[Example], max_length: int, seed: int) -> Any:
     return data.shuffle(seed=seed)
 
 
-def sft_arguments(cfg: Any, model: Any, out: Path, examples: int) -> Any:
+def sft_arguments(cfg: TeacherTrainConfig, model: Any, out: Path, examples: int) -> Any:
+    """TRL's ``SFTConfig`` of one kind's run: ``cfg.cot.args`` over the shared arguments, the
+    loss on the answer only."""
     from trl import SFTConfig
 
-    cot = cfg.cot
-    return SFTConfig(
-        learning_rate=cot.learning_rate,
-        max_length=cot.max_length,
-        completion_only_loss=True,
-        **trainer_arguments(cfg, model, out, examples, cot.batch_size, cot.epochs),
-    )
+    stage = {"completion_only_loss": True} | cfg.cot.trainer_kwargs()
+    kwargs = trainer_arguments(cfg, model, out, examples, stage)
+    return library_config(SFTConfig, kwargs, "cot.args")
 
 
 def train_phase(model: Any, tokenizer: Any, dataset: Any, args: Any, peft: Any) -> Any:
@@ -177,27 +108,30 @@ def train_phase(model: Any, tokenizer: Any, dataset: Any, args: Any, peft: Any) 
     return trainer
 
 
-def run_cot(
-    cfg: Any, pairs: pd.DataFrame, dev: pd.DataFrame, scale: GradeScale, start: Path, out: Path
-) -> Path:
-    """Tune the judge in ``start`` with Multi-CoT on ``pairs``; save the merged judge in ``out``."""
+def run(cfg: TeacherTrainConfig, data: StageData, out: Path, resume: bool = False) -> Path:
+    """Tune the judge in ``data.start`` with Multi-CoT on ``data.pairs``; save the merged judge
+    in ``out``. Rationales already answered are cached, so a rerun asks only for the rest."""
+    if data.start is None:
+        raise ValueError("cot: needs the judge to start from (StageData.start)")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    pairs = sample_pairs(pairs, cfg.cot.max_pairs, cfg.seed)
-    model, tokenizer, meta = load_judge(start)
+    pairs, scale = sample_pairs(data.pairs, cfg.cot.max_pairs, cfg.seed), data.scale
+    model, tokenizer, meta = load_judge(data.start)
     rules = RelevanceRules.load(cfg.cot.rules or None)
     prompts = CotPrompts(tokenizer, scale, meta.prompt_config(), rules)
     phases, written = build_phases(cfg, pairs, scale, (model, tokenizer, meta), prompts, out)
     model, records = train_phases(cfg, model, tokenizer, phases, pairs, scale, prompts, out)
     seconds = time.perf_counter() - started
-    meta.train = asdict(cfg) | {"stage": "cot", "start": str(start), "seconds": round(seconds, 1)}
+    meta.train = asdict(cfg) | {
+        "stage": "cot", "start": str(data.start), "seconds": round(seconds, 1)
+    }  # fmt: skip
     save_merged(model, tokenizer, meta, out)
-    _write_metrics(cfg, out, dev, scale, seconds, records, written)
+    _write_metrics(cfg, out, data.dev, scale, seconds, records, written)
     return out
 
 
 def build_phases(
-    cfg: Any,
+    cfg: TeacherTrainConfig,
     pairs: pd.DataFrame,
     scale: GradeScale,
     judge: tuple[Any, Any, Any],
@@ -231,7 +165,7 @@ def build_phases(
 
 
 def train_phases(
-    cfg: Any,
+    cfg: TeacherTrainConfig,
     model: Any,
     tokenizer: Any,
     phases: dict[str, list[Example]],
@@ -249,7 +183,8 @@ def train_phases(
             pairs, true, prompts, cfg.cot.direct_frac, len(examples), cfg.seed + step
         )
         started = time.perf_counter()
-        dataset = to_dataset(examples + direct, cfg.cot.max_length, cfg.seed)
+        max_length = cfg.cot.trainer_kwargs()["max_length"]
+        dataset = to_dataset(examples + direct, max_length, cfg.seed)
         args = sft_arguments(cfg, model, out / "checkpoints" / kind, len(dataset))
         trainer = train_phase(model, tokenizer, dataset, args, peft)
         model, peft = trainer.model, None  # later kinds continue the same adapter
@@ -301,7 +236,7 @@ def _phase_record(
 
 
 def _write_metrics(
-    cfg: Any,
+    cfg: TeacherTrainConfig,
     out: Path,
     dev: pd.DataFrame,
     scale: GradeScale,

@@ -1,13 +1,17 @@
-"""What the LREF stages share: stage configs, dev metrics, loading a judge to tune it further."""
+"""What every judge stage takes and leaves: its input frames, its ``metrics.json``, its dev
+metrics, and the judge dir it publishes.
+
+Each stage (:mod:`~shoprel.teacher.select`, :mod:`~shoprel.teacher.sft`,
+:mod:`~shoprel.teacher.cot`, :mod:`~shoprel.teacher.dpo`) is ``run(cfg, data, out, resume)``: the
+judge's config, a :class:`StageData`, and the stage dir it writes into and returns."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -16,14 +20,19 @@ from shoprel.data.schema import GradeScale
 from shoprel.eval import metrics
 from shoprel.eval.evaluate import evaluate_scores
 from shoprel.io import write_json
-from shoprel.teacher.lref.config import CotConfig, DpoConfig, SelectConfig
 
 METRICS_FILE = "metrics.json"
 
 
-def plain_stage(cfg: Any, **changes: Any) -> Any:
-    """``cfg`` with every LREF stage off (a plain judge training), and ``changes`` applied."""
-    return replace(cfg, select=SelectConfig(), cot=CotConfig(), dpo=DpoConfig(), **changes)
+class StageData(NamedTuple):
+    """The frames a stage works on, drawn once by the orchestrator from the prepared data."""
+
+    pairs: pd.DataFrame  # the labeled pairs the stage learns from, or selects among, or mines
+    dev: pd.DataFrame  # the dev sample every stage is checked on (may be empty)
+    scale: GradeScale
+    data_dir: Path  # the prepared data (its card; the auxiliary cross-encoders read it)
+    start: Path | None = None  # the judge the stage starts from (CoT, DPO)
+    spare: pd.DataFrame | None = None  # labeled pairs outside the pool (selection's aux models)
 
 
 def plain(value: float) -> float | None:
