@@ -89,3 +89,27 @@ def test_config_loading_imports_no_torch() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for name in graph.get(todo.pop(), set()) - seen:
+            seen.add(name)
+            todo.append(name)
+    return seen
+
+
+def test_no_judge_stage_imports_another() -> None:
+    """Each stage can be read and changed alone; only the orchestrator knows their order."""
+    graph = import_graph()
+    stages = {f"shoprel.teacher.{name}" for name in ("select", "sft", "cot", "dpo")}
+    assert stages <= set(graph)
+    for stage in sorted(stages):
+        assert not (reachable(graph, stage) & (stages - {stage})), stage
+    assert "shoprel.teacher.train" not in set().union(*(reachable(graph, s) for s in stages))
+
+
+def test_reachable_follows_imports_through_other_modules() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a"}}
+    assert reachable(graph, "a") == {"b", "c"} and reachable(graph, "c") == set()

@@ -67,6 +67,27 @@ def test_random_selection_writes_stage_dirs_and_a_loadable_judge(
     assert meta["train"]["train_pairs"] == 16
 
 
+def test_a_resumed_run_reuses_finished_stages_and_redoes_the_broken_one(
+    tiny_base: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "teacher"
+    options = ("--max-train-pairs", "32", "--select", "random", "--select-frac", "0.5")
+    train(tiny_base, demo_data, out, *options)
+    select_metrics = out / "select" / "metrics.json"
+    select_metrics.write_text(json.dumps(json.loads(select_metrics.read_text()) | {"mark": 1}))
+    (out / "sft" / META_FILE).unlink()  # as if stopped while SFT saved its judge
+    (out / "sft" / "metrics.json").write_text(json.dumps({"stage": "sft", "seconds": -1}))
+    train(tiny_base, demo_data, out, *options, "--resume")
+    assert json.loads(select_metrics.read_text())["mark"] == 1  # the finished stage was reused
+    redone = json.loads((out / "sft" / "metrics.json").read_text())
+    assert redone["seconds"] > 0 and redone["train_pairs"] == 16
+    assert (out / "sft" / META_FILE).is_file()
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(12)
+    assert np.allclose(
+        load_scorer(out).predict(pairs)["score"], load_scorer(out / "sft").predict(pairs)["score"]
+    )
+
+
 def test_all_stages_then_score_in_both_modes(
     tiny_base: Path, demo_data: Path, tmp_path: Path
 ) -> None:

@@ -22,7 +22,6 @@ another. With ``resume``, a finished stage is reused and SFT continues from its 
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from pathlib import Path
@@ -46,8 +45,10 @@ STAGES = ("select", "sft", "cot", "dpo")
 
 
 def stage_module(name: str) -> Any:
-    """The stage's module (``shoprel.teacher.NAME``), imported when the stage runs."""
-    return importlib.import_module(f"shoprel.teacher.{name}")
+    """The stage's module (``shoprel.teacher.NAME``), imported when training starts."""
+    from shoprel.teacher import cot, dpo, select, sft
+
+    return {"select": select, "sft": sft, "cot": cot, "dpo": dpo}[name]
 
 
 def hold_out_queries(
