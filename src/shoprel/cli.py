@@ -490,8 +490,14 @@ def serve(
     max_batch_items: Annotated[int, typer.Option(help="pairs per model call")] = 256,
     max_wait_ms: Annotated[float, typer.Option(help="wait for more requests to batch")] = 2.0,
     threads: Annotated[int, typer.Option(help="onnxruntime threads (0: one per core)")] = 0,
+    drain_s: Annotated[
+        float, typer.Option(help="on SIGTERM, longest wait for requests in flight (s)")
+    ] = 30.0,
 ) -> None:
-    """Serve the reranker over HTTP: POST /v1/rerank, /v1/score; /healthz, /readyz, /metrics."""
+    """Serve the reranker over HTTP: POST /v1/rerank, /v1/score; /healthz, /readyz, /metrics.
+
+    SIGTERM drains the requests in flight before exit; SIGHUP or POST /v1/admin/reload swaps in
+    a new export without downtime."""
     from shoprel.serve.app import ServeSettings
     from shoprel.serve.app import serve as run
 
@@ -505,6 +511,7 @@ def serve(
         max_batch_items=max_batch_items,
         max_wait_ms=max_wait_ms,
         threads=threads,
+        drain_s=drain_s,
     )
     run(settings)
 

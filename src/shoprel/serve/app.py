@@ -5,10 +5,18 @@
         -d '{"query": "cordless drill", "items": [{"id": "1", "title": "18V drill"}], "top_k": 5}'
 
 Routes: ``POST /v1/rerank`` (one query, items best first), ``POST /v1/score`` (pairs, in order),
-``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded), ``GET /metrics``
-(Prometheus text), ``GET /docs`` (OpenAPI). The model loads in the background after start; until
-then ``/readyz`` and ``/v1/*`` answer 503. Concurrent requests are scored together by
-:class:`~shoprel.serve.batcher.MicroBatcher`.
+``POST /v1/admin/reload`` (swap in a new export), ``GET /healthz`` (the process answers),
+``GET /readyz`` (the model is loaded), ``GET /metrics`` (Prometheus text), ``GET /docs``
+(OpenAPI). The model loads in the background after start; until then ``/readyz`` and ``/v1/*``
+answer 503. Concurrent requests are scored together by :class:`~shoprel.serve.batcher.MicroBatcher`.
+
+In production:
+
+- ``SIGTERM`` drains: ``/readyz`` and new requests answer 503, the requests in flight finish,
+  then the process exits 0 (after ``drain_s`` at the most; a second signal stops it at once).
+- ``SIGHUP``, or ``POST /v1/admin/reload`` (``{"model": DIR}``, behind the API key where one is
+  set), loads the new export beside the old one and switches in one step: a request is scored by
+  exactly one of the two, and none fails for the swap. The old model goes once its jobs are done.
 """
 
 # no ``from __future__ import annotations`` here: FastAPI reads the route signatures, whose request
@@ -16,6 +24,8 @@ then ``/readyz`` and ``/v1/*`` answer 503. Concurrent requests are scored togeth
 
 import asyncio
 import logging
+import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -66,6 +76,7 @@ class ServeSettings(BaseModel):
     max_queue_items: int = Field(20_000, ge=1, description="pairs waiting before 429 answers")
     batch_size: int = Field(32, ge=1, description="pairs per onnxruntime run within a model call")
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: one per core)")
+    drain_s: float = Field(30.0, ge=0, description="SIGTERM: longest wait for requests in flight")
 
 
 @dataclass
@@ -73,6 +84,18 @@ class _State:
     reranker: Reranker | None = None
     batcher: MicroBatcher | None = None
     failure: str | None = None  # why the model did not load
+    draining: bool = False  # SIGTERM came: new requests get 503
+    in_flight: int = 0  # requests holding a model
+
+
+class ReloadRequest(BaseModel):
+    """``POST /v1/admin/reload``: the export to swap in (default: the one the service started
+    with, read again from disk)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path | None = Field(None, description="ONNX export or cross-encoder dir")
+    onnx_file: str | None = Field(None, description="file of an ONNX export")
 
 
 def load_reranker(settings: ServeSettings) -> Reranker:
@@ -91,13 +114,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         Limits(settings.max_items, settings.max_field_chars)
     )
 
-    async def load() -> None:
-        try:
-            loaded = reranker or await asyncio.to_thread(load_reranker, settings)
-        except Exception as error:  # reported by /readyz; the process stays up to say so
-            logger.exception("loading %s failed", settings.model)
-            state.failure = f"{type(error).__name__}: {error}"
-            return
+    async def start_batcher(loaded: Reranker) -> MicroBatcher:
         batcher = MicroBatcher(
             loaded.score_pairs,
             max_batch_items=settings.max_batch_items,
@@ -106,8 +123,40 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
             on_batch=telemetry.batch,
         )
         await batcher.start()
+        return batcher
+
+    async def load() -> None:
+        try:
+            loaded = reranker or await asyncio.to_thread(load_reranker, settings)
+        except Exception as error:  # reported by /readyz; the process stays up to say so
+            logger.exception("loading %s failed", settings.model)
+            state.failure = f"{type(error).__name__}: {error}"
+            return
+        batcher = await start_batcher(loaded)
         state.reranker, state.batcher = loaded, batcher
         logger.info("model %s ready", settings.model)
+
+    swapping = asyncio.Lock()
+
+    async def swap(target: ServeSettings) -> Reranker:
+        """Load ``target.model`` beside the serving one, switch in one step, retire the old."""
+        check_model(target)
+        async with swapping:
+            loaded = await asyncio.to_thread(load_reranker, target)
+            batcher = await start_batcher(loaded)
+            old = state.batcher
+            state.reranker, state.batcher, state.failure = loaded, batcher, None
+            logger.info("model %s swapped in", target.model)
+            if old is not None:
+                await old.drain()
+                await old.stop()
+        return loaded
+
+    def reload_on_hangup() -> None:
+        task = asyncio.create_task(swap(settings))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or logger.error(
+            "SIGHUP reload of %s failed: %s", settings.model, t.exception()
+        ))  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -116,17 +165,32 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
             loading = asyncio.create_task(load())
         else:  # already in memory: ready before the first request
             await load()
+        hangup = _on_signal(signal.SIGHUP, reload_on_hangup)
         yield
+        if hangup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         if loading is not None:
             loading.cancel()
         if state.batcher is not None:
             await state.batcher.stop()
 
     def ready() -> tuple[Reranker, MicroBatcher]:
+        if state.draining:
+            raise ApiError(503, "shutting down", headers={"Retry-After": "1"})
         if state.reranker is None or state.batcher is None:
             message = f"model failed to load: {state.failure}" if state.failure else "model loading"
             raise ApiError(503, message, headers={"Retry-After": "1"})
         return state.reranker, state.batcher
+
+    @asynccontextmanager
+    async def serving() -> AsyncIterator[tuple[Reranker, MicroBatcher]]:
+        """The model a request is scored by, counted in flight while it is."""
+        found = ready()
+        state.in_flight += 1
+        try:
+            yield found
+        finally:
+            state.in_flight -= 1
 
     app = FastAPI(
         title="shoprel reranker",
@@ -138,6 +202,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
             Middleware(Guard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes),
         ],
     )
+    app.state.shoprel = state
     install_error_handlers(app)
     errors: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorResponse} for status in (401, 413, 422, 429, 503)
@@ -147,19 +212,30 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
     @app.post("/v1/rerank", responses=errors, dependencies=auth)
     async def rerank(request: rerank_request) -> RerankResponse:  # type: ignore[valid-type]
         """Score each item for the query; the items best first (ties in input order)."""
-        model, batcher = ready()
         items = [item.model_dump(exclude_none=True) for item in request.items]
-        scores = await submit(batcher, [request.query] * len(items), items)
+        async with serving() as (model, batcher):
+            scores = await submit(batcher, [request.query] * len(items), items)
         ranked = rank(items, scores, request.top_k)
         return RerankResponse(model=model.name, results=[RerankResult(**asdict(r)) for r in ranked])
 
     @app.post("/v1/score", responses=errors, dependencies=auth)
     async def score(request: score_request) -> ScoreResponse:  # type: ignore[valid-type]
         """Score each (query, item) pair on its own; the scores in request order."""
-        model, batcher = ready()
         items = [pair.item.model_dump(exclude_none=True) for pair in request.pairs]
-        scores = await submit(batcher, [pair.query for pair in request.pairs], items)
+        async with serving() as (model, batcher):
+            scores = await submit(batcher, [pair.query for pair in request.pairs], items)
         return ScoreResponse(model=model.name, scores=[float(s) for s in scores])
+
+    @app.post("/v1/admin/reload", responses=errors, dependencies=auth)
+    async def reload(request: ReloadRequest | None = None) -> dict[str, str]:
+        """Swap in a new export without downtime (default: the service's own, read again)."""
+        changes = request.model_dump(exclude_none=True) if request else {}
+        target = settings.model_copy(update=changes)
+        try:
+            loaded = await swap(target)
+        except (OSError, ValueError) as error:
+            raise ApiError(422, f"cannot serve {target.model}: {error}") from error
+        return {"status": "swapped", "model": loaded.name}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -207,9 +283,46 @@ def check_model(settings: ServeSettings) -> None:
         raise FileNotFoundError(f"{directory}: no {onnx_file} (--onnx-file)")
 
 
-def serve(settings: ServeSettings) -> None:
+def _on_signal(sig: signal.Signals, callback: Any) -> bool:
+    """Run ``callback`` on ``sig`` in the event loop, where the loop may own signals (the main
+    thread of a Unix process); whether it was installed."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(sig, callback)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
+
+
+def draining_server(app: FastAPI, settings: ServeSettings) -> Any:
+    """uvicorn's server, draining on the first SIGTERM or SIGINT instead of stopping: ``/readyz``
+    and new requests answer 503 until the requests in flight are done (or ``drain_s`` passed);
+    a second signal stops it at once."""
     import uvicorn
 
+    state: _State = app.state.shoprel
+
+    class DrainingServer(uvicorn.Server):
+        deadline = 0.0
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if state.draining:
+                self.force_exit = True
+                return super().handle_exit(sig, frame)
+            state.draining, self.deadline = True, time.monotonic() + settings.drain_s
+            logger.info("draining %d request(s) in flight before exit", state.in_flight)
+
+        async def on_tick(self, counter: int) -> bool:
+            drained = state.in_flight == 0 or time.monotonic() > self.deadline
+            if state.draining and drained:
+                self.should_exit = True
+            return await super().on_tick(counter)
+
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, access_log=False, log_level="info"
+    )
+    return DrainingServer(config)
+
+
+def serve(settings: ServeSettings) -> None:
     check_model(settings)
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, log_level="info")
+    draining_server(create_app(settings), settings).run()

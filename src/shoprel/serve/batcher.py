@@ -59,6 +59,7 @@ class MicroBatcher:
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._open = 0  # jobs submitted and not yet answered
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoprel-model")
@@ -93,7 +94,16 @@ class MicroBatcher:
         job = _Job(list(queries), list(items), asyncio.get_running_loop().create_future())
         self._pending.append(job)
         self._arrived.set()
-        return await job.future
+        self._open += 1
+        try:
+            return await job.future
+        finally:
+            self._open -= 1
+
+    async def drain(self, poll_s: float = 0.005) -> None:
+        """Return once every job submitted so far has its answer (new ones are not refused)."""
+        while self._open:
+            await asyncio.sleep(poll_s)
 
     async def _run(self) -> None:
         while True:
