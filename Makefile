@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test bench lint clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,16 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# every benchmark with --quick, on the quickstart run `make demo` leaves (run that first)
+BENCHMARKS := baselines teacher_scoring teacher_quality lref_ablation labeling_throughput \
+	distill_scaling serving_latency serving_load
+bench: setup
+	test -f runs/quickstart/metrics.json || $(BIN)/shoprel quickstart
+	set -e; for name in $(BENCHMARKS); do \
+		echo "== benchmarks/$$name.py --quick"; \
+		HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/$$name.py --quick; \
+	done
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

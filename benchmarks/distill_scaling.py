@@ -4,6 +4,7 @@
         --labels-aug runs/hd/labels/augmented --teacher-scores runs/hd/teacher.dev.parquet \\
         --out runs/hd/distill-scaling --base minilm-l6 --fracs 0,0.25,0.5,1
     python benchmarks/distill_scaling.py ... --teacher runs/hd/ensemble --quick
+    python benchmarks/distill_scaling.py --quick    # data, labels and teacher of the quickstart run
 
 (with ``HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python`` from the repository root). For each
 share in ``--fracs`` it trains a student (``--loss``, margin-mse by default) on the teacher's scores
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from quickstart_run import artifact, fill
 from rich.console import Console
 from rich.table import Table
 
@@ -54,11 +56,11 @@ QUICK = {"max_dev_pairs": 500, "max_train_pairs": 1000, "max_aug_pairs": 2000, "
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="prepared data dir")
-    parser.add_argument("--labels-train", type=Path, required=True, help="teacher labels, train")
-    parser.add_argument("--labels-aug", type=Path, required=True, help="teacher labels, augmented")
+    parser.add_argument("--data", type=Path, help="prepared data dir (quickstart's)")
+    parser.add_argument("--labels-train", type=Path, help="teacher labels, train (quickstart's)")
+    parser.add_argument("--labels-aug", type=Path, help="teacher labels, augmented (quickstart's)")
     parser.add_argument("--out", type=Path, default=Path("runs/distill-scaling"))
-    teacher = parser.add_mutually_exclusive_group(required=True)
+    teacher = parser.add_mutually_exclusive_group()
     teacher.add_argument("--teacher-scores", type=Path, help="the teacher's scores of --split")
     teacher.add_argument("--teacher", type=Path, help="a model dir shoprel saved, to score --split")
     parser.add_argument("--fracs", default="0,0.25,0.5,1", help="shares of the augmented pairs")
@@ -79,6 +81,9 @@ def parse_args() -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.fracs = [float(f) for f in args.fracs.split(",")]
+    fill(args, data="data", labels_train="labels_train", labels_aug="labels_aug")
+    if args.teacher is None and args.teacher_scores is None:
+        args.teacher = artifact("teacher")
     return args
 
 

@@ -2,13 +2,18 @@
 
     python benchmarks/labeling_throughput.py --teacher runs/hd/teacher \
         --pairs runs/hd/augment/pairs.parquet
+    python benchmarks/labeling_throughput.py --quick     # the quickstart's labeler and pairs
 
 (with ``HF_HUB_OFFLINE=1 .venv/bin/python`` from the repository root). Takes the first ``--n``
 pairs of the file (whole queries first, as ``shoprel label`` orders them) and labels them three
 times into fresh dirs with ``label_pairs``: the local backend, then Ray with 1 and 2 actors
 (each with cores/actors threads). Ray is started once before its runs; that start is reported
-apart. Each figure is pairs / wall seconds of one ``label_pairs`` call, teacher loading included
-(the local run loads it once, every Ray actor loads its own). The three outputs must agree.
+apart. What scale-out depends on is measured apart from the core count: one local worker on one
+thread (``local1``) against two single-thread Ray actors (``ray2_1thread``); their ratio is the
+per-core efficiency (2.0 is perfect), and Ray's fixed cost per shard is ray1's extra seconds over
+the local run, per shard. Each figure is pairs / wall seconds of one ``label_pairs`` call, teacher
+loading included (the local run loads it once, every Ray actor loads its own). The outputs must
+agree.
 Prints a table, then one JSON object (the last line). With CUDA present it adds the local
 backend's pairs per GPU-hour, to size a cluster.
 """
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from quickstart_run import fill
 from rich.console import Console
 from rich.table import Table
 
@@ -33,12 +39,17 @@ from shoprel.labeling.shards import LABELS, read_pairs
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", type=Path, required=True, help="teacher dir")
-    parser.add_argument("--pairs", type=Path, required=True, help="pairs file")
-    parser.add_argument("--n", type=int, default=2000, help="pairs to label per backend")
+    parser.add_argument("--teacher", type=Path, help="teacher dir (the quickstart's labeler)")
+    parser.add_argument("--pairs", type=Path, help="pairs file (the quickstart's augmented)")
+    parser.add_argument("--n", type=int, help="pairs to label per backend (2000; quick: 500)")
     parser.add_argument("--shard-size", type=int, default=250)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-labeling"))
-    return parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="500 pairs")
+    args = parser.parse_args()
+    fill(args, teacher="labeler", pairs="pairs")
+    if args.n is None:
+        args.n = 500 if args.quick else 2000
+    return args
 
 
 def timed_run(args: argparse.Namespace, pairs: Path, name: str, cfg: LabelConfig) -> dict:
@@ -58,6 +69,12 @@ def main() -> None:
     read_pairs(args.pairs).head(args.n).to_parquet(sample, index=False)
     runs = {"local": timed_run(args, sample, "local", LabelConfig(shard_size=args.shard_size))}
     import ray
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the local backend scores in this process
+    runs["local1"] = timed_run(args, sample, "local1", LabelConfig(shard_size=args.shard_size))
+    torch.set_num_threads(threads)
 
     started = time.perf_counter()
     ray.init(include_dashboard=False, log_to_driver=False)
@@ -71,6 +88,10 @@ def main() -> None:
             cpus_per_worker=max(1, cores // workers),
         )
         runs[f"ray{workers}"] = timed_run(args, sample, f"ray{workers}", cfg)
+    one_thread = LabelConfig(
+        shard_size=args.shard_size, ray_address="local", workers=2, cpus_per_worker=1
+    )
+    runs["ray2_1thread"] = timed_run(args, sample, "ray2_1thread", one_thread)
     ray.shutdown()
     report(args, runs, ray_start_s)
 
@@ -94,6 +115,11 @@ def report(args: argparse.Namespace, runs: dict, ray_start_s: float) -> None:
         result[f"{name}_pairs_per_s"] = round(run["pairs_per_s"], 2)
         result[f"{name}_max_abs_diff"] = diff
     result["ray1_overhead"] = round(local["pairs_per_s"] / runs["ray1"]["pairs_per_s"], 3)
+    shards = -(-args.n // args.shard_size)
+    extra = runs["ray1"]["seconds"] - local["seconds"]
+    result["ray_overhead_s_per_shard"] = round(extra / shards, 3)
+    efficiency = runs["ray2_1thread"]["pairs_per_s"] / runs["local1"]["pairs_per_s"]
+    result["ray2_1thread_per_core_efficiency"] = round(efficiency / 2, 3)  # goal >= 0.8
     result["ray2_speedup_over_local"] = round(runs["ray2"]["pairs_per_s"] / local["pairs_per_s"], 3)
     import torch
 

@@ -3,6 +3,7 @@
     python benchmarks/lref_ablation.py --data runs/hd/data --out runs/hd/lref-ablation \\
         --base smollm2-135m-instruct --aux-base minilm-l6 --max-train-pairs 6000 --select-frac 0.1
     python benchmarks/lref_ablation.py --data runs/hd/data --out runs/hd/lref-ablation --quick
+    python benchmarks/lref_ablation.py --quick        # on the quickstart run's data
 
 (with ``HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python`` from the repository root). From one
 seeded pool of train pairs (``--max-train-pairs``) it
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from quickstart_run import fill
 from rich.console import Console
 
 from shoprel.eval.table import metrics_table
@@ -55,7 +57,7 @@ STAGE_ROWS = {"sft": "SFT, LREF-selected pairs", "cot": "+ Multi-CoT", "dpo": "+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="prepared data dir")
+    parser.add_argument("--data", type=Path, help="prepared data dir (quick: the quickstart's)")
     parser.add_argument("--out", type=Path, default=Path("runs/lref-ablation"))
     parser.add_argument("--base", default="smollm2-135m-instruct", help="the judge's base")
     parser.add_argument("--aux-base", default="", help="base of IM/CI/MS ('' = --base)")
@@ -78,7 +80,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lref-dir", type=Path, help="where the LREF stages run or ran (default OUT/lref)"
     )
-    parser.add_argument("--quick", action="store_true", help="600-pair pool, 200 dev pairs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="600-pair pool, 200 dev pairs, 60 CoT pairs, MiniLM IM/CI/MS; no --data: the "
+        "quickstart's data",
+    )
     return parser
 
 
@@ -151,7 +158,9 @@ def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
 def main() -> None:
     args = make_parser().parse_args()
     if args.quick:
-        args.max_train_pairs, args.max_dev_pairs = 600, 200
+        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 600, 200, 60
+        args.aux_base = args.aux_base or "minilm-l6"
+    fill(args, data="data")
     cfg = make_config(args)
     console = Console()
     lref_dir = args.lref_dir or args.out / "lref"

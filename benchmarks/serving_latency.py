@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from home_depot import ROOT, ensure_data, ensure_export
+from home_depot import ensure_data, ensure_export, resolve_paths
 from rich.console import Console
 from rich.table import Table
 
@@ -49,9 +49,9 @@ Rerank = Callable[[str, list[dict[str, str]]], Any]
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="at most 5 reranks per cell, 1 round")
-    parser.add_argument("--data", type=Path, default=Path("/tmp/hd"), help="prepared Home Depot")
-    parser.add_argument("--cross-encoder", type=Path, default=ROOT / "runs/hd/ce-minilm")
-    parser.add_argument("--export", type=Path, default=ROOT / "runs/hd/onnx", help="ONNX export")
+    parser.add_argument("--data", type=Path, help="prepared data (/tmp/hd; quick: quickstart's)")
+    parser.add_argument("--cross-encoder", type=Path, help="exported if need be")
+    parser.add_argument("--export", type=Path, help="ONNX export (runs/hd/onnx)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--repeats", type=int, default=100, help="reranks per size and method")
     parser.add_argument("--rounds", type=int, default=5, help="the methods take turns this often")
@@ -59,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    resolve_paths(args)
     if args.quick:
         args.repeats, args.rounds = min(args.repeats, 5), 1
     if 100 not in args.sizes:
@@ -245,7 +246,7 @@ def main() -> None:
     args = parse_args()
     started = time.perf_counter()
     data = ensure_data(args.data)
-    export = ensure_export(args.export, args.cross_encoder, data)
+    export = ensure_export(args.export, args.cross_encoder, data, force=args.quick)
     args.export = export
     dev, scale = read_split(data, "dev")
     work = draws(dev, sorted(args.sizes), args.repeats, args.seed)

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from home_depot import ROOT, ensure_data, ensure_export
+from home_depot import ensure_data, ensure_export, resolve_paths
 from rich.console import Console
 from rich.table import Table
 
@@ -48,10 +48,10 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per concurrency")
-    parser.add_argument("--data", type=Path, default=Path("/tmp/hd"), help="prepared Home Depot")
-    parser.add_argument("--export", type=Path, default=ROOT / "runs/hd/onnx", help="ONNX export")
+    parser.add_argument("--data", type=Path, help="prepared data (/tmp/hd; quick: quickstart's)")
+    parser.add_argument("--export", type=Path, help="ONNX export (runs/hd/onnx)")
     parser.add_argument(
-        "--cross-encoder", type=Path, default=ROOT / "runs/hd/ce-minilm", help="exported if need be"
+        "--cross-encoder", type=Path, help="exported if need be (runs/hd/ce-minilm)"
     )
     parser.add_argument("--onnx-file", help="model.onnx or model_int8.onnx (default: export's)")
     parser.add_argument("--items", type=int, default=50, help="items per rerank request")
@@ -63,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="service's onnxruntime threads")
     parser.add_argument("--python-client", action="store_true", help="skip wrk even if present")
     args = parser.parse_args()
+    resolve_paths(args)
     if args.quick:
         args.duration = min(args.duration, 3.0)
     return args
@@ -233,7 +234,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="shoprel-load-"))
     body = workdir / "body.json"
     data = ensure_data(args.data)
-    ensure_export(args.export, args.cross_encoder, data)
+    ensure_export(args.export, args.cross_encoder, data, force=args.quick)
     body.write_bytes(request_body(data, args.items))
     port = free_port()
     url = f"http://127.0.0.1:{port}"

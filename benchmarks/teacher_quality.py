@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from quickstart_run import artifact, fill
 from rich.console import Console
 
 from shoprel.data.splits import read_split
@@ -34,7 +35,7 @@ from shoprel.eval.table import metrics_table
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="prepared data (quick: the quickstart's)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", type=Path, default=Path("runs/teacher-quality"))
     parser.add_argument("--model", action="append", default=[], help="NAME=DIR")
@@ -43,7 +44,15 @@ def main() -> None:
     parser.add_argument(
         "--compare", action="append", default=[], help="A:B, paired bootstrap of A minus B"
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="no models given: the quickstart's teacher members"
+    )
     args = parser.parse_args()
+    if args.quick and not (args.model or args.baseline):
+        args.model = [f"{name}={artifact(name)}" for name in ("judge", "cross_encoder", "teacher")]
+        args.baseline = ["bm25"]
+        args.compare = args.compare or ["teacher:bm25", "judge:bm25"]
+    fill(args, data="data")
     pairs, scale = read_split(args.data, args.split)
     results: dict[str, dict[str, Any]] = {}
     aligned_scores: dict[str, pd.DataFrame] = {}
