@@ -20,12 +20,7 @@ from shoprel.teacher.config import CotConfig, DpoConfig, SelectConfig
 
 
 @pytest.fixture(scope="module")
-def tiny_run(
-    tiny_base: Path,
-    tiny_encoder_dir: Path,
-    tiny_bi_encoder: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, dict]:
+def tiny_config(tiny_base: Path, tiny_encoder_dir: Path, tiny_bi_encoder: Path) -> PipelineConfig:
     cfg = PipelineConfig(name="tiny")
     cfg.baselines = ["bm25"]
     cfg.teacher.judge.base = str(tiny_base)
@@ -53,8 +48,15 @@ def tiny_run(
     cfg.student.curve_fracs = [0.5]
     cfg.export.force = True  # a random tiny model need not survive int8; real students must
     cfg.latency_items = [5, 10]
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_run(
+    tiny_config: PipelineConfig, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("run")
-    records = run_pipeline(cfg, out, STAGES)
+    records = run_pipeline(tiny_config, out, STAGES)
     return out, records
 
 
@@ -156,3 +158,75 @@ def test_an_int8_export_that_fails_the_gate_leaves_the_fp32_export(
     assert result["default"] == "model.onnx" and "Spearman 0.9 < 0.99" in result["int8_gate_failed"]
     assert not (out / "export" / "model_int8.onnx").exists()
     assert set(result["p50_ms"]) == {"torch (sentence-transformers)", "ONNX fp32"}
+
+
+def numbers(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Every number in a nested metrics dict, by its dotted key."""
+    found = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            found |= numbers(value, f"{prefix}{key}.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            found[f"{prefix}{key}"] = float(value)
+    return found
+
+
+def quality(metrics: dict) -> dict[str, float]:
+    """The numbers of ``metrics`` that do not measure time (``*_s``, ``*per_s``, ``*_ms``)."""
+    timed = ("_s", "per_s", "_ms", "seconds")
+    return {k: v for k, v in numbers(metrics).items() if not k.split(".")[-1].endswith(timed)}
+
+
+@pytest.mark.slow
+def test_a_pipeline_killed_three_times_ends_as_the_uninterrupted_run(
+    tiny_config: PipelineConfig, tiny_run: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """SIGKILL inside three seeded stages, each run a resume of the last; the end is the same
+    run as the one never stopped."""
+    import sys
+    import time
+
+    from shoprel.pipeline.config import config_yaml
+
+    reference, records = tiny_run
+    config = tmp_path / "tiny.yaml"
+    config.write_text(config_yaml(tiny_config))
+    out = tmp_path / "killed"
+    shoprel = str(Path(sys.executable).with_name("shoprel"))
+    command = [shoprel, "pipeline", "--config", str(config), "--out", str(out)]
+    names = [stage.name for stage in STAGES]
+    longest = sorted(names[1:], key=lambda n: records[n]["seconds"])[-3:]  # room to be killed in
+    targets = sorted(longest, key=names.index)
+    rng = np.random.default_rng(0)
+    killed_in = []
+    for target in targets:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        before = out / "stages" / f"{names[names.index(target) - 1]}.json"
+        deadline = time.monotonic() + 600
+        while not before.is_file() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.2, 0.6) * records[target]["seconds"])  # inside the stage
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+            done = {p.stem for p in (out / "stages").glob("*.json")}
+            killed_in.append(next(n for n in names if n not in done))
+    seconds = {n: records[n]["seconds"] for n in names}
+    assert killed_in == targets, (killed_in, seconds)  # killed inside each target stage
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+    want = quality(json.loads((reference / "metrics.json").read_text()))
+    got = quality(json.loads((out / "metrics.json").read_text()))
+    assert set(got) == set(want)
+    differ = {k: (want[k], got[k]) for k in want if abs(want[k] - got[k]) > 1e-3}
+    assert not differ, sorted(differ.items())  # tolerance 1e-3 on every metric of every model
+    for stage in ("augment", "labels-train", "labels-augment"):
+        for name in ("pairs.parquet", "labels.parquet"):
+            if (reference / stage / name).is_file():
+                a, b = (  # "teacher" names the labeler by its dir, which differs by run
+                    pd.read_parquet(run / stage / name).drop(columns="teacher", errors="ignore")
+                    for run in (reference, out)
+                )
+                pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-4)
+    leftovers = [p for p in out.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")]
+    assert not leftovers, leftovers  # no half-written file stayed behind
