@@ -23,8 +23,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 # every benchmark with --quick, on the quickstart run `make demo` leaves (run that first)
-BENCHMARKS := baselines teacher_scoring teacher_quality lref_ablation labeling_throughput \
-	distill_scaling serving_latency serving_load
+BENCHMARKS := baselines teacher_scoring teacher_quality lref_ablation dpo_on_judge \
+	labeling_throughput distill_scaling serving_latency serving_load
 bench: setup
 	test -f runs/quickstart/metrics.json || $(BIN)/shoprel quickstart
 	set -e; for name in $(BENCHMARKS); do \

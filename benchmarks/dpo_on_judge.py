@@ -1,0 +1,97 @@
+"""DPO on a trained judge: the start, DPO alone and DPO with TRL's SFT term, on the same dev pairs.
+
+    python benchmarks/dpo_on_judge.py --judge runs/hd/judge-q05-5k --data runs/hd/data \\
+        --out runs/hd/dpo
+    python benchmarks/dpo_on_judge.py --quick      # the quickstart run's judge and data
+
+(with ``HF_HUB_OFFLINE=1 .venv/bin/python`` from the repository root). The pool is the train
+pairs the judge's training did not draw (``max_train_pairs`` and ``seed`` as its
+``shoprel_teacher.json`` records them), the dev sample its ``max_dev_pairs`` (at least
+``--min-dev-pairs``). Each variant runs the DPO stage (:mod:`shoprel.teacher.dpo`) into
+its own dir under ``--out``; a finished variant is reused. Prints a table of dev metrics before and
+after each (the tuned judge's, even where the guard kept the start), then one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from quickstart_run import fill
+from rich.console import Console
+
+from shoprel.config import from_dict
+from shoprel.data.splits import dev_sample, read_split, sample_pairs
+from shoprel.eval.table import metrics_table
+from shoprel.teacher import dpo
+from shoprel.teacher.config import DpoConfig, TeacherTrainConfig
+from shoprel.teacher.model import META_FILE
+from shoprel.teacher.stage_io import StageData, read_stage_metrics
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "dpo": {},
+    "dpo + sft term": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]},
+}
+SHOWN = ("pairwise_accuracy", "auc", "rmse", "macro_f1", "accuracy", "over_recall")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--judge", type=Path, help="judge dir (quick: the quickstart's)")
+    parser.add_argument("--data", type=Path, help="prepared data dir (quick: the quickstart's)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-dpo"))
+    parser.add_argument("--max-pool-pairs", type=int, default=2000)
+    parser.add_argument("--min-dev-pairs", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="100 pool pairs")
+    args = parser.parse_args()
+    fill(args, judge="judge", data="data")
+    if args.quick:
+        args.max_pool_pairs = min(args.max_pool_pairs, 100)
+    return args
+
+
+def judge_config(judge: Path) -> TeacherTrainConfig:
+    """The training config a judge records in its meta file (keys of this version only)."""
+    trained = json.loads((judge / META_FILE).read_text())["train"]
+    known = {f.name for f in fields(TeacherTrainConfig)}
+    return from_dict(TeacherTrainConfig, {k: v for k, v in trained.items() if k in known})
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = judge_config(args.judge)
+    train, scale = read_split(args.data, "train")
+    learned = set(sample_pairs(train, cfg.max_train_pairs, cfg.seed)["pair_id"])
+    pool = train[~train["pair_id"].isin(learned)].reset_index(drop=True)
+    dev = dev_sample(args.data, max(cfg.max_dev_pairs, args.min_dev_pairs), cfg.seed)
+    data = StageData(pool, dev, scale, args.data, start=args.judge)
+    rows: dict[str, dict[str, Any]] = {}
+    facts: dict[str, Any] = {}
+    for name, trl_args in VARIANTS.items():
+        out = args.out / name.replace(" ", "-").replace("+", "and")
+        dpo_cfg = DpoConfig(enabled=True, max_pool_pairs=args.max_pool_pairs, args=trl_args)
+        if read_stage_metrics(out) is None:
+            dpo.run(replace(cfg, dpo=dpo_cfg), data, out)
+        record = read_stage_metrics(out)
+        rows.setdefault("start", {k: record["before"]["direct"][k] for k in SHOWN})
+        tuned = record.get("tuned_dev") or record["after"]["direct"]
+        rows[name] = {k: tuned[k] for k in SHOWN}
+        kept = record.get("guard", {}).get("kept_start", False)
+        facts[name] = {
+            "pairs": record["pairs"],
+            "kinds": record["kinds"],
+            "margin_before": record.get("margin_before"),
+            "margin_after": record.get("margin_after"),
+            "guard_kept_start": kept,
+            "seconds": record["seconds"],
+        }
+    title = f"DPO on {args.judge} ({len(dev)} dev pairs; the tuned judge, guard or not)"
+    Console().print(metrics_table(rows, title=title))
+    print(json.dumps({"judge": str(args.judge), "dev_pairs": len(dev), "rows": rows} | facts))
+
+
+if __name__ == "__main__":
+    main()
