@@ -83,8 +83,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="600-pair pool, 200 dev pairs, 60 CoT pairs, MiniLM IM/CI/MS; no --data: the "
-        "quickstart's data",
+        help="300-pair pool, 100 dev pairs, 20 CoT pairs a kind, 64 DPO pool pairs, MiniLM "
+        "IM/CI/MS; no --data: the quickstart's data",
     )
     return parser
 
@@ -151,14 +151,14 @@ def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
             "aux_frac": args.aux_frac,
         },
         cot={"kinds": kinds, "max_pairs": args.cot_max_pairs},
-        dpo={"enabled": args.dpo},
+        dpo={"enabled": args.dpo, "max_pool_pairs": 64 if args.quick else 2000},
     )
 
 
 def main() -> None:
     args = make_parser().parse_args()
     if args.quick:
-        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 600, 200, 60
+        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 300, 100, 20
         args.aux_base = args.aux_base or "minilm-l6"
     fill(args, data="data")
     cfg = make_config(args)
