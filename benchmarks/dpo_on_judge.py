@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-dpo"))
     parser.add_argument("--max-pool-pairs", type=int, default=2000)
     parser.add_argument("--min-dev-pairs", type=int, default=200)
-    parser.add_argument("--quick", action="store_true", help="100 pool pairs")
+    parser.add_argument("--quick", action="store_true", help="100 pool pairs, direct mode")
     args = parser.parse_args()
     fill(args, judge="judge", data="data")
     if args.quick:
@@ -72,7 +72,10 @@ def main() -> None:
     facts: dict[str, Any] = {}
     for name, trl_args in VARIANTS.items():
         out = args.out / name.replace(" ", "-").replace("+", "and")
-        dpo_cfg = DpoConfig(enabled=True, max_pool_pairs=args.max_pool_pairs, args=trl_args)
+        mode = "direct" if args.quick else "auto"  # cot mode generates reasoning: minutes
+        dpo_cfg = DpoConfig(
+            enabled=True, max_pool_pairs=args.max_pool_pairs, mode=mode, args=trl_args
+        )
         if read_stage_metrics(out) is None:
             dpo.run(replace(cfg, dpo=dpo_cfg), data, out)
         record = read_stage_metrics(out)
