@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from quickstart_run import fill
 from rich.console import Console
 
 from shoprel.eval.table import metrics_table
-from shoprel.io import write_json
+from shoprel.io import jsonable, write_json
 from shoprel.pipeline.config import load_pipeline_config
 from shoprel.teacher import sft
 from shoprel.teacher.select import read_selection
@@ -155,6 +157,15 @@ def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
     )
 
 
+def start_afresh_if_changed(out: Path, settings: dict[str, Any]) -> None:
+    """Reuse ``out`` only for the settings it was made with (recorded there); else clear it."""
+    record = out / "settings.json"
+    same = record.is_file() and json.loads(record.read_text()) == jsonable(settings)
+    if not same and out.exists():
+        shutil.rmtree(out)
+    write_json(settings, record)
+
+
 def main() -> None:
     args = make_parser().parse_args()
     if args.quick:
@@ -163,6 +174,7 @@ def main() -> None:
     fill(args, data="data")
     cfg = make_config(args)
     console = Console()
+    start_afresh_if_changed(args.out, {"config": asdict(cfg), "data": str(args.data)})
     lref_dir = args.lref_dir or args.out / "lref"
     train_teacher(cfg, args.data, lref_dir, resume=True)
     summary = json.loads((lref_dir / SUMMARY_FILE).read_text())
