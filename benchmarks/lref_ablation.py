@@ -54,6 +54,8 @@ from shoprel.teacher.train import (
     train_teacher,
 )
 
+QUICK_COT = {"eval_pairs": 8}  # dev pairs scored in cot mode (generation is the slow part)
+QUICK_DPO = {"max_pool_pairs": 64, "mode": "direct"}
 STAGE_ROWS = {"sft": "SFT, LREF-selected pairs", "cot": "+ Multi-CoT", "dpo": "+ DPO"}
 
 
@@ -85,8 +87,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="300-pair pool, 100 dev pairs, 20 CoT pairs a kind, 64 DPO pool pairs, MiniLM "
-        "IM/CI/MS; no --data: the quickstart's data",
+        help="200-pair pool, 100 dev pairs, 20 CoT pairs a kind (8 scored in cot mode), DPO in "
+        "direct mode on 64 pool pairs, MiniLM IM/CI/MS; no --data: the quickstart's data",
     )
     return parser
 
@@ -152,8 +154,8 @@ def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
             "aux_base": args.aux_base,
             "aux_frac": args.aux_frac,
         },
-        cot={"kinds": kinds, "max_pairs": args.cot_max_pairs},
-        dpo={"enabled": args.dpo, "max_pool_pairs": 64 if args.quick else 2000},
+        cot={"kinds": kinds, "max_pairs": args.cot_max_pairs} | (QUICK_COT if args.quick else {}),
+        dpo={"enabled": args.dpo} | (QUICK_DPO if args.quick else {}),
     )
 
 
@@ -169,7 +171,7 @@ def start_afresh_if_changed(out: Path, settings: dict[str, Any]) -> None:
 def main() -> None:
     args = make_parser().parse_args()
     if args.quick:
-        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 300, 100, 20
+        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 200, 100, 20
         args.aux_base = args.aux_base or "minilm-l6"
     fill(args, data="data")
     cfg = make_config(args)
