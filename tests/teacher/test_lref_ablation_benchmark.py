@@ -16,12 +16,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_script(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
-    argv = sys.argv
-    sys.argv = [str(SCRIPT), *args]
+    """The script as ``python benchmarks/lref_ablation.py ARGS`` runs it (its dir on the path)."""
+    argv, path = sys.argv, list(sys.path)
+    sys.argv, sys.path = [str(SCRIPT), *args], [str(SCRIPT.parent), *sys.path]
     try:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     finally:
-        sys.argv = argv
+        sys.argv, sys.path = argv, path
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
