@@ -7,18 +7,16 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from shoprel.serve.app import ServeSettings, create_app, draining_server
+from shoprel.serve.app import ServeSettings
 from shoprel.serve.onnx_scorer import FP32_FILE
 from shoprel.serve.reranker import Reranker
 
@@ -92,26 +90,12 @@ def flipped_export(cross_encoder: Path, out: Path) -> Path:
     return export
 
 
-@contextmanager
-def live(settings: ServeSettings) -> Iterator[str]:
-    server = draining_server(create_app(settings), settings)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    wait_ready(url)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 def test_a_model_swapped_in_under_load_fails_no_request_and_mixes_no_answer(
-    onnx_export: Path, serve_cross_encoder: Path, items: list[dict], tmp_path: Path
+    onnx_export: Path,
+    serve_cross_encoder: Path,
+    items: list[dict],
+    tmp_path: Path,
+    live_service: Callable,
 ) -> None:
     flipped = flipped_export(serve_cross_encoder, tmp_path)
     expected = {}  # by model name, each query's (ids, scores) from that model alone
@@ -125,7 +109,7 @@ def test_a_model_swapped_in_under_load_fails_no_request_and_mixes_no_answer(
     settings = ServeSettings(
         model=onnx_export, onnx_file=FP32_FILE, port=0, threads=1, max_wait_ms=50
     )
-    with live(settings) as url:
+    with live_service(settings) as url:
         answered: list[tuple[str, str, list[str], list[float]]] = []
 
         def ask(query: str) -> None:

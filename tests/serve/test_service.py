@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,33 +216,19 @@ def test_openapi_states_the_limits(onnx_export: Path, reranker: Reranker) -> Non
 
 
 @pytest.fixture(scope="module")
-def live_server(onnx_export: Path) -> Iterator[str]:
+def live_server(onnx_export: Path, live_service: Callable) -> Iterator[str]:
     """The app on uvicorn, on a free loopback port, in a thread."""
-    import uvicorn
-
     settings = ServeSettings(  # fp32: its scores do not depend on the batch
         model=onnx_export,
         onnx_file=FP32_FILE,
+        port=0,
         threads=1,
         max_items=20,
         max_field_chars=1000,
         max_wait_ms=5,
     )
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url) as client:
-        wait_ready(client)
-    yield url
-    server.should_exit = True
-    thread.join(10)
+    with live_service(settings) as url:
+        yield url
 
 
 def test_concurrent_http_requests_get_their_own_answers(
