@@ -19,6 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 HOME_DEPOT = ROOT / "../shared/data/home_depot_search_relevance"
 
 
+def add_path_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--cross-encoder`` and ``--export``, resolved by :func:`resolve_paths`."""
+    parser.add_argument("--data", type=Path, help="prepared data (/tmp/hd; quick: quickstart's)")
+    parser.add_argument(
+        "--cross-encoder", type=Path, help="exported if need be (runs/hd/ce-minilm; quick: student)"
+    )
+    parser.add_argument("--export", type=Path, help="ONNX export (runs/hd/onnx)")
+
+
 def resolve_paths(args: argparse.Namespace) -> None:
     """``--data``, ``--cross-encoder`` and ``--export`` not given: the quickstart's with
     ``--quick``, else the Home Depot run's."""

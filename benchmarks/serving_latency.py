@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from home_depot import ensure_data, ensure_export, resolve_paths
+from home_depot import add_path_arguments, ensure_data, ensure_export, resolve_paths
 from rich.console import Console
 from rich.table import Table
 
@@ -49,9 +49,7 @@ Rerank = Callable[[str, list[dict[str, str]]], Any]
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="at most 5 reranks per cell, 1 round")
-    parser.add_argument("--data", type=Path, help="prepared data (/tmp/hd; quick: quickstart's)")
-    parser.add_argument("--cross-encoder", type=Path, help="exported if need be")
-    parser.add_argument("--export", type=Path, help="ONNX export (runs/hd/onnx)")
+    add_path_arguments(parser)
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--repeats", type=int, default=100, help="reranks per size and method")
     parser.add_argument("--rounds", type=int, default=5, help="the methods take turns this often")

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from home_depot import ensure_data, ensure_export, resolve_paths
+from home_depot import add_path_arguments, ensure_data, ensure_export, resolve_paths
 from rich.console import Console
 from rich.table import Table
 
@@ -48,11 +48,7 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per concurrency")
-    parser.add_argument("--data", type=Path, help="prepared data (/tmp/hd; quick: quickstart's)")
-    parser.add_argument("--export", type=Path, help="ONNX export (runs/hd/onnx)")
-    parser.add_argument(
-        "--cross-encoder", type=Path, help="exported if need be (runs/hd/ce-minilm)"
-    )
+    add_path_arguments(parser)
     parser.add_argument("--onnx-file", help="model.onnx or model_int8.onnx (default: export's)")
     parser.add_argument("--items", type=int, default=50, help="items per rerank request")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrency")

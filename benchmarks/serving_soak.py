@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from home_depot import ensure_data, ensure_export, resolve_paths
+from home_depot import add_path_arguments, ensure_data, ensure_export, resolve_paths
 from rich.console import Console
 from rich.table import Table
 from serving_load import free_port, python_load, request_body, start_service, wait_ready
@@ -30,9 +30,7 @@ from serving_load import free_port, python_load, request_body, start_service, wa
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 windows of 10 s")
-    parser.add_argument("--data", type=Path, help="prepared data (/tmp/hd; quick: quickstart's)")
-    parser.add_argument("--export", type=Path, help="ONNX export (runs/hd/onnx)")
-    parser.add_argument("--cross-encoder", type=Path, help="exported if need be")
+    add_path_arguments(parser)
     parser.add_argument("--onnx-file", help="model.onnx or model_int8.onnx (default: export's)")
     parser.add_argument("--items", type=int, default=50, help="items per rerank request")
     parser.add_argument("--windows", type=int, default=10)
