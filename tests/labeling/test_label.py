@@ -126,3 +126,53 @@ def test_ray_backend_resumes_and_matches_local(
     labels = pd.read_parquet(out / LABELS)
     assert labels["pair_id"].tolist() == reference["pair_id"].tolist()
     assert labels["score"].to_numpy() == pytest.approx(reference["score"].to_numpy(), abs=1e-5)
+
+
+def _labeler_actor_pids() -> list[int]:
+    """PIDs of live Ray actor processes running the ShardLabeler (Ray titles them by class)."""
+    import psutil
+
+    pids = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if "ShardLabeler" in " ".join(process.info["cmdline"] or []):
+            pids.append(process.info["pid"])
+    return pids
+
+
+@pytest.mark.slow
+def test_a_ray_actor_killed_mid_job_is_replaced_and_the_output_is_unchanged(
+    reference: pd.DataFrame, tiny_cross_encoder: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("ray", reason="needs ray[data]")
+    pytest.importorskip("psutil", reason="finds the actor's process")
+    import threading
+
+    out, killed = tmp_path / "ray-killed", {}
+
+    def kill_one_actor_mid_job() -> None:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            written = len(list((out / "shards").glob("shard-*.parquet")))
+            pids = _labeler_actor_pids()
+            if written >= 3 and pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.update(pid=pids[0], shards_written=written)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=kill_one_actor_mid_job, daemon=True)
+    watcher.start()
+    cfg = LabelConfig(shard_size=5, ray_address="local", workers=2, cpus_per_worker=1)
+    try:
+        summary = label_pairs(tiny_cross_encoder, pairs_file, out, cfg)
+    finally:
+        import ray
+
+        ray.shutdown()
+    watcher.join(timeout=5)
+    assert killed, "no actor was killed: the job ended before the watcher found one"
+    assert killed["shards_written"] < 100, "the kill must land in the middle of the job"
+    assert summary["pairs"] == 600 and summary["shards_scored_now"] == 120
+    labels = pd.read_parquet(out / LABELS)
+    assert labels["pair_id"].tolist() == reference["pair_id"].tolist()
+    assert labels["score"].to_numpy() == pytest.approx(reference["score"].to_numpy(), abs=1e-5)
