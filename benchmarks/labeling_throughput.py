@@ -66,7 +66,11 @@ def main() -> None:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sample = args.out / "pairs.parquet"
-    read_pairs(args.pairs).head(args.n).to_parquet(sample, index=False)
+    pairs = read_pairs(args.pairs).head(args.n)
+    if len(pairs) < args.n:
+        print(f"{args.pairs} holds {len(pairs)} pairs, fewer than --n {args.n}: labeling those")
+        args.n = len(pairs)
+    pairs.to_parquet(sample, index=False)
     runs = {"local": timed_run(args, sample, "local", LabelConfig(shard_size=args.shard_size))}
     import ray
     import torch

@@ -517,6 +517,40 @@ def serve(
 
 
 @app.command()
+def explore(
+    run: Annotated[Path, typer.Option(help="a finished run dir (shoprel run / quickstart)")],
+    compare: Annotated[
+        Path | None, typer.Option(help="another run on the same data, to compare per query")
+    ] = None,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="SHOPREL_API_KEY", help="judging needs 'Authorization: Bearer KEY'"),
+    ] = None,
+    student: Annotated[
+        Path | None, typer.Option(help="live search reranker (default: RUN/export)")
+    ] = None,
+    teacher: Annotated[
+        Path | None, typer.Option(help="live search teacher (default: RUN/teacher/ensemble)")
+    ] = None,
+    encoder: Annotated[str, typer.Option(help="bi-encoder of the dense index")] = "minilm-l6",
+) -> None:
+    """A web page to see, compare and judge the run's rankings query by query; judgments go to
+    RUN/judgments.jsonl (read back by shoprel data prepare --source table)."""
+    from shoprel.explore.app import ExploreSettings
+    from shoprel.explore.app import serve as run_explorer
+    from shoprel.explore.search import SearchConfig
+
+    search = SearchConfig(student=student, teacher=teacher, encoder=encoder)
+    settings = ExploreSettings(
+        run=run, compare=compare, api_key=api_key, search=search, host=host, port=port
+    )
+    console.print(f"shoprel explore: http://{host}:{port}/ (Ctrl-C stops)")
+    run_explorer(settings)
+
+
+@app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="run directory")] = Path("runs/quickstart"),
     seed: Annotated[int, typer.Option(help="demo catalog and split seed")] = 0,

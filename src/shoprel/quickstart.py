@@ -7,7 +7,7 @@ a MiniLM cross-encoder on the labels, the zero-shot bi-encoder, combined on dev)
 train queries and has the teacher label the new pairs; distils a MiniLM student with Margin-MSE
 (and trains the label-only student for comparison); exports it to ONNX int8; evaluates every
 model on the test split and writes ``report.html`` and ``metrics.json``. It ends with the table
-and the command that serves the student.
+and the commands that serve the student and open the explorer.
 """
 
 from __future__ import annotations
@@ -42,4 +42,5 @@ def run_quickstart(
     console.print(metrics_table(results, title=f"demo shop, test split ({out / 'metrics.json'})"))
     console.print(f"report: {out / 'report.html'}")
     console.print(f"serve the student: shoprel serve --model {out / 'export'} --port 8000")
+    console.print(f"explore the rankings: shoprel explore --run {out}")
     return results

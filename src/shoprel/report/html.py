@@ -85,7 +85,7 @@ def _size_row(name: str, facts: dict[str, Any], grades: list[str]) -> list[str]:
     return [name, *(f"{n:,}" for n in sizes + [counts.get(g, 0) for g in grades])]
 
 
-def _metric_rows(models: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
+def metric_rows(models: dict[str, dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
     """Each model's cells as shown (3 decimals); the best shown value per column is bold."""
     lower_is_better = {"rmse", "over_recall", "ece"}
     shown = {
@@ -194,7 +194,7 @@ def build_report(run: str | Path, name: str | None = None) -> Path:
         splits=_split_rows(card, list(scale.grades)),
         split=evaluation["split"],
         columns=COLUMNS,
-        rows=_metric_rows(evaluation["models"]),
+        rows=metric_rows(evaluation["models"]),
         figures=figures + extra,
         notes=notes,
     )

@@ -44,11 +44,18 @@ class Timing:
 
 
 class Guard:
-    """401 for ``/v1/`` without the API key (``Authorization: Bearer KEY``), 413 for a body over
-    ``max_body_bytes``; both before the body is parsed. The body is read here and replayed."""
+    """401 for paths under ``protected`` without the API key (``Authorization: Bearer KEY``), 413
+    for a body over ``max_body_bytes``; both before the body is parsed. The body is read here and
+    replayed."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_key: str | None,
+        max_body_bytes: int,
+        protected: str = PROTECTED_PREFIX,
+    ) -> None:
+        self.app, self.max_body_bytes, self.protected = app, max_body_bytes, protected
         self.expected = f"Bearer {api_key}".encode() if api_key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,7 +75,7 @@ class Guard:
             await self.app(scope, _replay(body, receive), send)
 
     def _authorized(self, scope: Scope) -> bool:
-        if self.expected is None or not scope["path"].startswith(PROTECTED_PREFIX):
+        if self.expected is None or not scope["path"].startswith(self.protected):
             return True
         return hmac.compare_digest(_header(scope, b"authorization"), self.expected)
 
