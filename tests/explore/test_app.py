@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,24 +172,16 @@ def test_the_api_key_guards_judging_but_not_the_pages(settings: ExploreSettings)
         assert client.get("/").status_code == 200
 
 
-def test_eight_raters_at_once_each_judgment_once(settings: ExploreSettings, tmp_path: Path) -> None:
-    import uvicorn
-
+def test_eight_raters_at_once_each_judgment_once(
+    settings: ExploreSettings, tmp_path: Path, live_app
+) -> None:
     run = tmp_path / "run"
-    import shutil
-
     shutil.copytree(settings.run, run, ignore=shutil.ignore_patterns("judgments.jsonl"))
     app = create_app(ExploreSettings(run=run, search=settings.search))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     products = pd.read_parquet(run / "data" / "test.parquet")["product_id"].astype(str).tolist()
     sent: list[str] = []
 
-    def rater(n: int) -> None:
+    def rater(url: str, n: int) -> None:
         with httpx.Client(base_url=url, timeout=30) as http:
             for k in range(15):
                 body = _judgment(products[(n * 15 + k) % len(products)], rater=f"r{n}")
@@ -198,15 +190,12 @@ def test_eight_raters_at_once_each_judgment_once(settings: ExploreSettings, tmp_
                     assert http.post("/api/judgments", json=body).status_code == 201
                 sent.append(body["judgment_id"])
 
-    try:
-        raters = [threading.Thread(target=rater, args=(n,)) for n in range(8)]
+    with live_app(app) as url:
+        raters = [threading.Thread(target=rater, args=(url, n)) for n in range(8)]
         for r in raters:
             r.start()
         for r in raters:
             r.join(120)
-    finally:
-        server.should_exit = True
-        thread.join(10)
     lines = (run / "judgments.jsonl").read_text().splitlines()
     assert len(sent) == 120
     assert sorted(json.loads(line)["judgment_id"] for line in lines) == sorted(sent)
