@@ -45,12 +45,33 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-dpo"))
     parser.add_argument("--max-pool-pairs", type=int, default=2000)
     parser.add_argument("--min-dev-pairs", type=int, default=200)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="a DPO run with these trl.DPOConfig keywords, e.g. "
+        'gentle=\'{"beta": 0.5, "learning_rate": 5e-6}\' (repeatable; default: DPO alone and '
+        "with TRL's SFT term at the stage's defaults)",
+    )
     parser.add_argument("--quick", action="store_true", help="100 pool pairs, direct mode")
     args = parser.parse_args()
+    args.variants = dict(_variant(text, parser) for text in args.variant) or VARIANTS
     fill(args, judge="judge", data="data")
     if args.quick:
         args.max_pool_pairs = min(args.max_pool_pairs, 100)
     return args
+
+
+def _variant(text: str, parser: argparse.ArgumentParser) -> tuple[str, dict[str, Any]]:
+    name, _, keywords = text.partition("=")
+    try:
+        value = json.loads(keywords)
+    except json.JSONDecodeError as error:
+        parser.error(f"--variant {text!r}: expected NAME=JSON object ({error})")
+    if not name or not isinstance(value, dict):
+        parser.error(f"--variant {text!r}: expected NAME=JSON object")
+    return name, value
 
 
 def judge_config(judge: Path) -> TeacherTrainConfig:
@@ -70,7 +91,7 @@ def main() -> None:
     data = StageData(pool, dev, scale, args.data, start=args.judge)
     rows: dict[str, dict[str, Any]] = {}
     facts: dict[str, Any] = {}
-    for name, trl_args in VARIANTS.items():
+    for name, trl_args in args.variants.items():
         out = args.out / name.replace(" ", "-").replace("+", "and")
         mode = "direct" if args.quick else "auto"  # cot mode generates reasoning: minutes
         dpo_cfg = DpoConfig(

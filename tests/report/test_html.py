@@ -1,5 +1,5 @@
 from shoprel.eval.table import COLUMNS
-from shoprel.report.html import _metric_rows
+from shoprel.report.html import metric_rows
 
 KEYS = [key for key, _ in COLUMNS]
 
@@ -13,14 +13,14 @@ def test_the_best_value_is_bold_and_lower_is_better_for_errors() -> None:
         "a": {"auc": 0.7, "rmse": 0.5},
         "b": {"auc": 0.8, "rmse": 0.6},
     }
-    rows = _metric_rows(models)
+    rows = metric_rows(models)
     assert _bold(rows, KEYS.index("auc")) == ["b"]
     assert _bold(rows, KEYS.index("rmse")) == ["a"]
 
 
 def test_a_column_where_every_model_ties_has_nothing_bold() -> None:
     models = {"a": {"over_recall": 1.0, "auc": 0.7}, "b": {"over_recall": 1.0, "auc": 0.6}}
-    rows = _metric_rows(models)
+    rows = metric_rows(models)
     assert _bold(rows, KEYS.index("over_recall")) == []
     assert _bold(rows, KEYS.index("auc")) == ["a"]
     assert rows[0][1][KEYS.index("over_recall")]["text"] == "1.000"
@@ -28,7 +28,7 @@ def test_a_column_where_every_model_ties_has_nothing_bold() -> None:
 
 def test_models_that_tie_as_shown_are_all_bold() -> None:
     models = {"a": {"auc": 0.78201}, "b": {"auc": 0.78204}, "c": {"auc": 0.7}, "d": {}}
-    rows = _metric_rows(models)
+    rows = metric_rows(models)
     assert _bold(rows, KEYS.index("auc")) == ["a", "b"]
     assert rows[3][1][KEYS.index("auc")]["text"] == "–"
 
