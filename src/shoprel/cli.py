@@ -544,7 +544,13 @@ def explore(
 
     search = SearchConfig(student=student, teacher=teacher, encoder=encoder)
     settings = ExploreSettings(
-        run=run, compare=compare, api_key=api_key, search=search, host=host, port=port
+        run=run,
+        compare=compare,
+        api_key=api_key,
+        search=search,
+        host=host,
+        port=port,
+        warm=True,
     )
     console.print(f"shoprel explore: http://{host}:{port}/ (Ctrl-C stops)")
     run_explorer(settings)

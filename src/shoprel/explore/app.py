@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from shoprel.eval.table import COLUMNS
 from shoprel.explore.judgments import FILE, Judgment, JudgmentLog
 from shoprel.explore.run_view import METRICS, RunView, column, compare_runs, moves
 from shoprel.explore.search import LiveSearch, SearchConfig
@@ -46,6 +48,7 @@ class ExploreSettings:
     search: SearchConfig = field(default_factory=SearchConfig)
     host: str = "127.0.0.1"
     port: int = 8080
+    warm: bool = False  # build the search indexes and load the student at start, in a thread
 
 
 class JudgmentRequest(BaseModel):
@@ -66,6 +69,8 @@ def create_app(settings: ExploreSettings) -> FastAPI:
     view = RunView(run)
     other = RunView(settings.compare) if settings.compare else None
     search = LiveSearch(run, settings.search)
+    if settings.warm:
+        threading.Thread(target=search.warm, name="explore-warm", daemon=True).start()
     log = JudgmentLog(run / FILE)
     pages = _templates()
     app = FastAPI(
@@ -98,7 +103,7 @@ def create_app(settings: ExploreSettings) -> FastAPI:
         return render(
             "overview.html",
             metrics=metric_rows(view.metrics),
-            columns=[title for _, title in _metric_columns()],
+            columns=[title for _, title in COLUMNS],
             featured=view.featured,
             metric_names=METRICS,
             rows=view.overview(sort, desc, q[:200]),
@@ -232,12 +237,6 @@ def create_app(settings: ExploreSettings) -> FastAPI:
     return app
 
 
-def _metric_columns() -> list[tuple[str, str]]:
-    from shoprel.eval.table import COLUMNS
-
-    return COLUMNS
-
-
 def _pair(featured: list[str], a: str | None, b: str | None, models: list[str]) -> tuple[str, str]:
     """The two columns whose moves are highlighted: given, else the first two featured."""
     default = (featured + featured)[:2]
@@ -299,6 +298,3 @@ def serve(settings: ExploreSettings) -> None:
 
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
-
-
-__all__ = ["ExploreSettings", "JSONResponse", "create_app", "serve"]

@@ -7,6 +7,7 @@ indexes and models load on first use, once, under a lock, so the pages come up a
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from shoprel.augment.candidates import (
 )
 from shoprel.scoring import load_scorer
 from shoprel.serve.reranker import Reranker
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,6 +60,13 @@ class LiveSearch:
         rows = self.catalog.index[self.catalog["product_id"] == product_id]
         return None if not len(rows) else self.catalog.loc[rows[0], ITEM_COLUMNS].to_dict()
 
+    def warm(self) -> None:
+        """Build the indexes and load the student now (a large catalog takes minutes to embed)."""
+        logger.info("explore: indexing %d catalog products for live search", len(self.catalog))
+        self._indexes()
+        self._student()
+        logger.info("explore: live search ready")
+
     def search(self, query: str) -> pd.DataFrame:
         """The candidates for ``query`` from each index (``source``: where found first), best
         first by the student (``score``)."""
@@ -71,8 +81,7 @@ class LiveSearch:
         items = self.catalog.iloc[rows].reset_index(drop=True).assign(source=sources)
         if items.empty:
             return items.assign(score=pd.Series(dtype=float))
-        student = self._part("student", lambda: Reranker.load(self.student_dir))
-        scores = student.score(query, items.to_dict("records"))
+        scores = self._student().score(query, items.to_dict("records"))
         return items.assign(score=scores).sort_values("score", ascending=False, kind="stable")
 
     def teacher_scores(self, query: str, product_ids: list[str]) -> dict[str, float]:
@@ -86,6 +95,9 @@ class LiveSearch:
         return dict(
             zip(scores["pair_id"], np.asarray(scores["score"], dtype=float).tolist(), strict=True)
         )
+
+    def _student(self) -> Reranker:
+        return self._part("student", lambda: Reranker.load(self.student_dir))
 
     def _indexes(self) -> dict[str, Any]:
         def build() -> dict[str, Any]:
