@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,32 @@ def one_torch_thread() -> Iterator[None]:
         patch.setattr(grade_trainer, "set_cpu_threads", lambda: None)
         yield
     torch.set_num_threads(before)
+
+
+@contextmanager
+def _uvicorn_in_thread(server: object, ready_path: str = "/healthz") -> Iterator[str]:
+    """``server`` (a ``uvicorn.Server`` on port 0) run in a thread; its loopback URL once
+    ``ready_path`` answers 200; stopped on exit."""
+    import httpx
+
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    while httpx.get(f"{url}{ready_path}", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, f"{ready_path} did not answer 200"
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def uvicorn_thread() -> Callable[..., AbstractContextManager[str]]:
+    """``with uvicorn_thread(server, ready_path) as url``: the server in a thread, until exit."""
+    return _uvicorn_in_thread

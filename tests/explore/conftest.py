@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -78,29 +76,18 @@ def explore_run(
     return out
 
 
-@contextmanager
-def serve_app(app: object) -> Iterator[str]:
-    """``app`` on uvicorn in a thread on a free loopback port; its URL while it runs."""
+@pytest.fixture(scope="session")
+def live_app(
+    uvicorn_thread: Callable[..., AbstractContextManager[str]],
+) -> Callable[[object], AbstractContextManager[str]]:
+    """``with live_app(app) as url``: the app on uvicorn in a thread on a free loopback port."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    def serve(app: object) -> AbstractContextManager[str]:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        return uvicorn_thread(uvicorn.Server(config))
 
-
-@pytest.fixture(scope="session")
-def live_app() -> Callable[[object], AbstractContextManager[str]]:
-    """``with live_app(app) as url``: see :func:`serve_app`."""
-    return serve_app
+    return serve
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-import httpx
 import pytest
 
 MAX_LENGTH = 32
@@ -75,30 +72,15 @@ ITEMS = [
 
 
 @pytest.fixture(scope="session")
-def live_service() -> Callable[[object], AbstractContextManager[str]]:
-    """``with live_service(settings) as url``: see :func:`serve_in_thread`."""
-    return serve_in_thread
-
-
-@contextmanager
-def serve_in_thread(settings: object) -> Iterator[str]:
-    """The app of ``settings`` on uvicorn (as ``shoprel serve`` runs it), in a thread, on a free
-    loopback port (``settings.port`` 0); its URL once ``/readyz`` answers 200."""
+def live_service(
+    uvicorn_thread: Callable[..., AbstractContextManager[str]],
+) -> Callable[[object], AbstractContextManager[str]]:
+    """``with live_service(settings) as url``: the app of ``settings`` on uvicorn, as
+    ``shoprel serve`` runs it, in a thread on a free loopback port (``settings.port`` 0); its URL
+    once ``/readyz`` answers 200."""
     from shoprel.serve.app import create_app, draining_server
 
-    server = draining_server(create_app(settings), settings)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
-        assert time.monotonic() < deadline, "the service did not get ready"
-        time.sleep(0.05)
-    try:
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    def serve(settings: object) -> AbstractContextManager[str]:
+        return uvicorn_thread(draining_server(create_app(settings), settings), "/readyz")
+
+    return serve
