@@ -75,10 +75,20 @@ def _variant(text: str, parser: argparse.ArgumentParser) -> tuple[str, dict[str,
 
 
 def judge_config(judge: Path) -> TeacherTrainConfig:
-    """The training config a judge records in its meta file (keys of this version only)."""
+    """The training config a judge records in its meta file (keys of this version only).
+
+    A judge trained before the stage configs composed TRL's keeps what DPO reads from it: the
+    base, the pair counts and seed (which fix the pool and dev), the prompt and its LoRA shape."""
     trained = json.loads((judge / META_FILE).read_text())["train"]
     known = {f.name for f in fields(TeacherTrainConfig)}
-    return from_dict(TeacherTrainConfig, {k: v for k, v in trained.items() if k in known})
+    try:
+        return from_dict(TeacherTrainConfig, {k: v for k, v in trained.items() if k in known})
+    except ValueError:
+        kept = ("base", "max_train_pairs", "max_dev_pairs", "seed", "prompt")
+        cfg = from_dict(TeacherTrainConfig, {k: trained[k] for k in kept if k in trained})
+        old_lora = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout"}
+        cfg.peft |= {new: trained[old] for old, new in old_lora.items() if old in trained}
+        return cfg
 
 
 def main() -> None:
