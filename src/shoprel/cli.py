@@ -453,14 +453,15 @@ def student_export(
         bool, typer.Option(help="also write model_int8.onnx, then the export's default")
     ] = False,
     data: Annotated[
-        Path | None, typer.Option(help="prepared data dir: its dev split gates the int8 model")
+        Path | None, typer.Option(help="prepared data dir: its dev split gates int8 and calibrates")
     ] = None,
     force: Annotated[
         bool, typer.Option(help="write the int8 model even if it fails the gate")
     ] = False,
     gate_pairs: Annotated[int, typer.Option(help="dev pairs (whole queries) for the gate")] = 2000,
 ) -> None:
-    """Export a cross-encoder to ONNX (fp32, and int8 behind an accuracy gate on dev)."""
+    """Export a cross-encoder to ONNX (fp32, and int8 behind an accuracy gate on dev); with
+    --data, its scores are calibrated on dev into P(relevant)."""
     from shoprel.serve.export import ExportConfig, export_onnx
 
     cfg = ExportConfig(int8=int8, data=data, force=force, gate_pairs=gate_pairs)
@@ -471,6 +472,10 @@ def student_export(
         verdict = "gate skipped (no --data)" if gate is None else json.dumps(gate["tried"])
         passed = "" if gate is None else (" passed" if gate["passed"] else " FAILED (--force)")
         console.print(f"int8 {quantization['setting']['name']}{passed}: {verdict}")
+    if meta["calibration"] is not None:
+        from shoprel.serve.calibration import Calibration
+
+        console.print(Calibration.from_dict(meta["calibration"]).summary())
     console.print(f"ONNX export ({meta['onnx']['default']} by default) -> {out}")
 
 

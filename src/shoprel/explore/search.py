@@ -69,7 +69,7 @@ class LiveSearch:
 
     def search(self, query: str) -> pd.DataFrame:
         """The candidates for ``query`` from each index (``source``: where found first), best
-        first by the student (``score``)."""
+        first by the student (``score``, and ``relevance`` where its export is calibrated)."""
         k = min(self.cfg.per_source, len(self.catalog))
         found = [(name, index.top_k([query], k)[0]) for name, index in self._indexes().items()]
         rows, sources = [], []
@@ -81,7 +81,10 @@ class LiveSearch:
         items = self.catalog.iloc[rows].reset_index(drop=True).assign(source=sources)
         if items.empty:
             return items.assign(score=pd.Series(dtype=float))
-        scores = self._student().score(query, items.to_dict("records"))
+        student = self._student()
+        scores = student.score(query, items.to_dict("records"))
+        if student.calibration is not None:
+            items = items.assign(relevance=student.calibration.relevance(scores))
         return items.assign(score=scores).sort_values("score", ascending=False, kind="stable")
 
     def teacher_scores(self, query: str, product_ids: list[str]) -> dict[str, float]:

@@ -166,19 +166,20 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 
 def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
-    """ONNX (and int8 behind the dev gate) of the distilled student; its rerank latency."""
+    """ONNX (and int8 behind the dev gate) of the distilled student, calibrated on dev; its rerank
+    latency."""
     from shoprel.serve.export import GateError, export_onnx
     from shoprel.serve.latency import rerank_latency
 
     student = stage_result(out, "student")[DISTILLED]
-    export_cfg = replace(cfg.export, data=out / "data" if cfg.export.int8 else None)
+    export_cfg = replace(cfg.export, data=out / "data")  # the int8 gate and the calibration
     gate = None
     try:
         meta = export_onnx(student, out / "export", export_cfg)
     except GateError as error:  # the gate did its job: serve fp32, say why
         gate = str(error)
         logger.warning("export: %s; the run keeps the fp32 export", gate)
-        meta = export_onnx(student, out / "export", replace(export_cfg, int8=False, data=None))
+        meta = export_onnx(student, out / "export", replace(export_cfg, int8=False))
     int8 = meta["onnx"]["default"] == "model_int8.onnx"
     scorers = {"torch (sentence-transformers)": (student, {})}
     scorers["ONNX fp32"] = (str(out / "export"), {"onnx_file": "model.onnx"})

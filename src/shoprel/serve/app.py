@@ -43,7 +43,7 @@ from shoprel import __version__
 from shoprel.serve.batcher import MicroBatcher, QueueFull
 from shoprel.serve.errors import ApiError, error_response, install_error_handlers
 from shoprel.serve.middleware import Guard, Timing
-from shoprel.serve.reranker import Reranker, rank
+from shoprel.serve.reranker import Reranker, check_min_relevance, rank
 from shoprel.serve.schemas import (
     ErrorResponse,
     Limits,
@@ -214,8 +214,13 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         """Score each item for the query; the items best first (ties in input order)."""
         items = [item.model_dump(exclude_none=True) for item in request.items]
         async with serving() as (model, batcher):
+            try:
+                check_min_relevance(request.min_relevance, model.calibration)
+            except ValueError as error:
+                raise ApiError(422, f"invalid request: {error}") from error
             scores = await submit(batcher, [request.query] * len(items), items)
-        ranked = rank(items, scores, request.top_k)
+        relevance = model.calibration.relevance(scores) if model.calibration else None
+        ranked = rank(items, scores, request.top_k, relevance, request.min_relevance)
         return RerankResponse(model=model.name, results=[RerankResult(**asdict(r)) for r in ranked])
 
     @app.post("/v1/score", responses=errors, dependencies=auth)

@@ -10,7 +10,10 @@
    Spearman >= 0.99 and at most 0.005 pairwise accuracy lost. If none passes the export stops with
    the figures of each, unless ``--force`` (which keeps the best by Spearman). Without ``--data``
    the gate is skipped with a warning and the first setting is kept.
-3. Files go to a staging dir first and move into ``--out`` together; :data:`META_FILE` is written
+3. With ``--data``, the default model's scores on dev are calibrated (:mod:`shoprel.serve.
+   calibration`): P(relevant), the expected label and the thresholds for precision 0.9 and 0.95
+   go into the meta, and every reader of the export applies them.
+4. Files go to a staging dir first and move into ``--out`` together; :data:`META_FILE` is written
    last, so a dir with a meta file is always complete.
 """
 
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shoprel.data.schema import get_scale
 from shoprel.io import write_json
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, OnnxScorer
 
@@ -62,9 +66,12 @@ class ExportConfig:
     """Exporting a cross-encoder.
 
     int8 (bool, defaults to False): also write ``model_int8.onnx`` and make it the default.
-    data (Path, optional): prepared data dir whose dev split feeds the int8 gate.
+    data (Path, optional): prepared data dir whose dev split feeds the int8 gate and the
+        calibration.
     force (bool, defaults to False): write the int8 model even if it fails the gate.
     gate_pairs (int, defaults to 2000): dev pairs (whole queries) in the gate sample.
+    calibration_pairs (int, defaults to 20000): dev pairs (whole queries) the calibration is
+        fitted on.
     min_spearman (float, defaults to 0.99): least Spearman correlation of int8 with fp32 scores.
     max_pairwise_loss (float, defaults to 0.005): most pairwise accuracy int8 may lose.
     opset (int, defaults to 17), seed (int, defaults to 0): ONNX opset; gate sampling seed.
@@ -74,6 +81,7 @@ class ExportConfig:
     data: Path | None = None
     force: bool = False
     gate_pairs: int = 2000
+    calibration_pairs: int = 20_000
     min_spearman: float = 0.99
     max_pairwise_loss: float = 0.005
     opset: int = 17
@@ -82,8 +90,6 @@ class ExportConfig:
     def __post_init__(self) -> None:
         if self.gate_pairs < 2:
             raise ValueError(f"gate_pairs: expected >= 2, got {self.gate_pairs}")
-        if self.data is not None and not self.int8:
-            raise ValueError("--data feeds the int8 accuracy gate; it needs --int8")
 
 
 class GateError(ValueError):
@@ -274,6 +280,23 @@ def choose_int8(stage: Path, cfg: ExportConfig) -> dict[str, Any]:
     return {"setting": asdict(chosen), "gate": gate}
 
 
+def calibrate(stage: Path, cfg: ExportConfig, onnx_file: str) -> dict[str, Any] | None:
+    """The calibration of ``onnx_file``'s scores on dev (None without ``--data``)."""
+    if cfg.data is None:
+        return None
+    from shoprel.serve.calibration import fit_calibration
+
+    sample, _ = gate_sample(cfg.data, cfg.calibration_pairs, cfg.seed)
+    scale = get_scale(json.loads((stage / META_FILE).read_text())["scale"])
+    scores = OnnxScorer.load(stage, onnx_file=onnx_file).predict(sample)["score"].to_numpy()
+    calibration = fit_calibration(scores, sample["label"].to_numpy(), sample["query_id"], scale)
+    logger.info(
+        "calibration on %d dev pairs: %s, out-of-fold ECE %s",
+        len(sample), calibration.method, calibration.dev["out_of_fold_ece"],
+    )  # fmt: skip
+    return calibration.to_dict()
+
+
 def _describe(figures: dict[str, float]) -> str:
     return (
         f"Spearman {figures['spearman']:.4f}, pairwise accuracy "
@@ -293,6 +316,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, cfg: ExportConfig) -> di
         export_fp32(model_dir, stage, meta["max_length"], cfg.opset)
         (stage / META_FILE).write_text(json.dumps(_meta(meta, model_dir, cfg, None)))
         int8 = choose_int8(stage, cfg) if cfg.int8 else None
+        calibration = calibrate(stage, cfg, INT8_FILE if int8 else FP32_FILE)
         (stage / META_FILE).unlink()
         for candidate in stage.glob("int8-*.onnx"):
             candidate.unlink()
@@ -301,7 +325,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, cfg: ExportConfig) -> di
             path.replace(out / path.name)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    result = _meta(meta, model_dir, cfg, int8)
+    result = _meta(meta, model_dir, cfg, int8) | {"calibration": calibration}
     write_json(result, out / META_FILE)
     return result
 

@@ -9,7 +9,8 @@ activation) plus which file is the default. Pairs are tokenized with ``tokenizer
 length and run in batches of ``batch_size``; the score is the torch scorer's: the sigmoid of the
 logit mapped to the label scale, or the logit itself for ``"activation": "identity"``. The int8
 graph quantizes activations with one scale per run, so an int8 score moves a little (about 0.01
-on a 1-3 scale) with the other pairs of its batch; fp32 scores do not depend on the batch.
+on a 1-3 scale) with the other pairs of its batch; fp32 scores do not depend on the batch. An
+export calibrated on dev adds ``relevance`` (P(relevant)) and ``expected_label`` to the scores.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from shoprel.data.schema import get_scale
 from shoprel.progress import progress_bar
 from shoprel.scoring import ONNX_META as META_FILE
 from shoprel.scoring import Scorer
+from shoprel.serve.calibration import Calibration
 from shoprel.student.scorer import item_texts, to_scores
 
 FP32_FILE = "model.onnx"
@@ -107,6 +109,8 @@ class OnnxScorer(Scorer):
         self.fields: list[str] = list(meta["fields"])
         self.activation: str = meta.get("activation", "sigmoid")
         self.batch_size = batch_size
+        found = meta.get("calibration")
+        self.calibration = Calibration.from_dict(found) if found else None
         self.input_names = [node.name for node in session.get_inputs()]
         self.output_name = session.get_outputs()[0].name
 
@@ -173,4 +177,8 @@ class OnnxScorer(Scorer):
         queries = pairs["query"].astype(str).tolist()
         logits = self.logits(queries, item_texts(pairs, self.fields), progress=progress)
         score = to_scores(logits, self.scale, self.activation)
-        return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
+        scores = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
+        if self.calibration is not None:
+            scores["relevance"] = self.calibration.relevance(score)
+            scores["expected_label"] = self.calibration.expected_label(score)
+        return scores

@@ -9,7 +9,9 @@
 
 An item is a dict with a ``title`` and optionally an ``id`` (default: its position) and the short
 product fields (``brand``, ``category``, ...); the model reads the fields it was trained on.
-Scores are on the label scale of the model's data set, higher is more relevant.
+Scores are on the label scale of the model's data set, higher is more relevant. An export
+calibrated on dev (``shoprel student export --data``) also gives each item ``relevance``, its
+P(relevant), which can be cut at a threshold: ``rerank(..., min_relevance=0.8)``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 
 from shoprel.data.schema import TEXT_FIELDS
 from shoprel.scoring import Scorer, load_scorer
+from shoprel.serve.calibration import Calibration
 
 Item = Mapping[str, Any]
 
@@ -33,6 +36,7 @@ class RerankedItem:
     id: str
     index: int  # position in the input list
     score: float
+    relevance: float | None = None  # P(relevant), where the export is calibrated
 
 
 class Reranker:
@@ -46,6 +50,11 @@ class Reranker:
         """The model in ``directory`` (ONNX export or cross-encoder); ``options`` go to its
         scorer (``batch_size``, and for ONNX ``int8``, ``onnx_file``, ``threads``)."""
         return cls(load_scorer(directory, **options), name=Path(directory).name)
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The dev calibration of an export made with ``--data`` (else None)."""
+        return getattr(self.scorer, "calibration", None)
 
     def score_pairs(self, queries: Sequence[str], items: Sequence[Item]) -> np.ndarray:
         """One score per (query, item) pair, in order."""
@@ -63,11 +72,19 @@ class Reranker:
         return self.score_pairs([query] * len(items), items)
 
     def rerank(
-        self, query: str, items: Sequence[Item], top_k: int | None = None
+        self,
+        query: str,
+        items: Sequence[Item],
+        top_k: int | None = None,
+        min_relevance: float | None = None,
     ) -> list[RerankedItem]:
-        """``items`` best first (ties keep their input order), the first ``top_k`` of them."""
+        """``items`` best first (ties keep their input order), the first ``top_k`` of them; with
+        ``min_relevance``, only those whose calibrated P(relevant) reaches it."""
         check_top_k(top_k)
-        return rank(items, self.score(query, items), top_k)
+        check_min_relevance(min_relevance, self.calibration)
+        scores = self.score(query, items)
+        relevance = self.calibration.relevance(scores) if self.calibration else None
+        return rank(items, scores, top_k, relevance, min_relevance)
 
 
 def check_top_k(top_k: int | None) -> None:
@@ -75,9 +92,34 @@ def check_top_k(top_k: int | None) -> None:
         raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
 
 
-def rank(items: Sequence[Item], scores: np.ndarray, top_k: int | None = None) -> list[RerankedItem]:
-    order = np.argsort(-np.asarray(scores), kind="stable")[:top_k]
-    return [RerankedItem(item_id(items[i], int(i)), int(i), float(scores[i])) for i in order]
+def check_min_relevance(min_relevance: float | None, calibration: Calibration | None) -> None:
+    if min_relevance is None:
+        return
+    if not 0.0 <= min_relevance <= 1.0:
+        raise ValueError(f"min_relevance: expected a probability in [0, 1], got {min_relevance!r}")
+    if calibration is None:
+        raise ValueError(
+            "min_relevance: this model has no calibration; export it with --data to fit one"
+        )
+
+
+def rank(
+    items: Sequence[Item],
+    scores: np.ndarray,
+    top_k: int | None = None,
+    relevance: np.ndarray | None = None,
+    min_relevance: float | None = None,
+) -> list[RerankedItem]:
+    """Best first, ties in input order; items below ``min_relevance`` left out, then ``top_k``."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    if relevance is not None and min_relevance is not None:
+        order = order[relevance[order] >= min_relevance]
+
+    def result(i: int) -> RerankedItem:
+        p = None if relevance is None else float(relevance[i])
+        return RerankedItem(item_id(items[i], i), i, float(scores[i]), p)
+
+    return [result(int(i)) for i in order[:top_k]]
 
 
 def item_id(item: Item, index: int) -> str:

@@ -60,6 +60,17 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
         query=(text, ...),
         items=(items, ...),
         top_k=(int | None, Field(None, ge=1, le=limits.max_items, description="keep the best k")),
+        min_relevance=(
+            float | None,
+            Field(
+                None,
+                ge=0.0,
+                le=1.0,
+                allow_inf_nan=False,
+                description="drop items whose calibrated P(relevant) is below this (needs an "
+                "export calibrated with --data)",
+            ),
+        ),
         __config__=ConfigDict(json_schema_extra={"examples": [RERANK_EXAMPLE]}),
     )
     pair = create_model("Pair", query=(text, ...), item=(item, ...))
@@ -94,6 +105,9 @@ class RerankResult(BaseModel):
     id: str
     index: int = Field(description="position in the request's items")
     score: float = Field(description="on the label scale of the model's data set; higher is better")
+    relevance: float | None = Field(
+        None, description="calibrated P(relevant), where the export was calibrated on dev"
+    )
 
 
 class RerankResponse(BaseModel):

@@ -1,0 +1,154 @@
+"""Scores people can threshold: P(relevant) and the expected label fitted on dev, stored in the
+export, applied by the scorer, the reranker and the service."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from shoprel.data.schema import get_scale
+from shoprel.serve.app import ServeSettings, create_app
+from shoprel.serve.calibration import Calibration, fit_calibration
+from shoprel.serve.export import ExportConfig, export_onnx
+from shoprel.serve.onnx_scorer import OnnxScorer
+from shoprel.serve.reranker import Reranker
+
+HOME_DEPOT = get_scale("homedepot")
+
+
+def true_relevance(scores: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-3.0 * (scores - 2.0)))
+
+
+@pytest.fixture(scope="module")
+def dev() -> pd.DataFrame:
+    """Scores on 1-3 whose P(label > 1.67) is a known curve; 600 queries of 10 pairs."""
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(1.0, 3.0, 6000)
+    relevant = rng.uniform(size=6000) < true_relevance(scores)
+    labels = np.where(relevant, rng.choice([2.33, 2.67, 3.0], 6000), rng.choice([1.0, 1.33], 6000))
+    return pd.DataFrame(
+        {"query_id": np.repeat(np.arange(600), 10), "score": scores, "label": labels}
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(dev: pd.DataFrame) -> Calibration:
+    return fit_calibration(dev["score"], dev["label"], dev["query_id"], HOME_DEPOT)
+
+
+def test_relevance_follows_the_true_curve(fitted: Calibration) -> None:
+    grid = np.linspace(1.2, 2.8, 50)
+    relevance = fitted.relevance(grid)
+    assert np.abs(relevance - true_relevance(grid)).max() < 0.08
+    assert (np.diff(relevance) >= -1e-12).all() and 0 <= relevance.min() <= relevance.max() <= 1
+    expected = fitted.expected_label(grid)
+    assert (np.diff(expected) >= -1e-12).all() and 1.0 <= expected.min() <= expected.max() <= 3.0
+    truth = true_relevance(grid) * np.mean([2.33, 2.67, 3.0]) + (1 - true_relevance(grid)) * 1.165
+    assert np.abs(expected - truth).max() < 0.15
+
+
+def test_the_kept_method_has_the_lower_out_of_fold_ece(fitted: Calibration) -> None:
+    ece = fitted.dev["out_of_fold_ece"]
+    assert set(ece) == {"isotonic", "platt"} and ece[fitted.method] == min(ece.values())
+    assert fitted.dev["ece"] < 0.05
+
+
+def test_thresholds_reach_their_precision_on_dev(fitted: Calibration, dev: pd.DataFrame) -> None:
+    relevant = dev["label"].to_numpy() > HOME_DEPOT.bad_threshold
+    relevance = fitted.relevance(dev["score"])
+    for target in (0.9, 0.95):
+        found = fitted.thresholds[f"precision_{target}"]
+        kept = relevance >= found["relevance"]
+        assert relevant[kept].mean() >= target
+        assert found["recall"] == pytest.approx(relevant[kept].sum() / relevant.sum(), abs=1e-4)
+        lower = relevance >= np.nextafter(found["relevance"], 0) - 0.02
+        assert relevant[lower].mean() < target or lower.sum() == kept.sum()  # the lowest such cut
+    assert (
+        fitted.thresholds["precision_0.95"]["recall"]
+        <= fitted.thresholds["precision_0.9"]["recall"]
+    )
+
+
+def test_a_stored_calibration_reads_back_the_same(fitted: Calibration) -> None:
+    again = Calibration.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    grid = np.linspace(0.0, 4.0, 33)
+    np.testing.assert_array_equal(again.relevance(grid), fitted.relevance(grid))
+    np.testing.assert_array_equal(again.expected_label(grid), fitted.expected_label(grid))
+
+
+def test_dev_on_one_side_of_the_cut_is_refused() -> None:
+    with pytest.raises(ValueError, match="all on one side"):
+        fit_calibration(np.arange(4.0), np.full(4, 3.0), np.arange(4), HOME_DEPOT)
+
+
+@pytest.fixture(scope="module")
+def calibrated_export(
+    serve_cross_encoder: Path, demo_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("calibrated")
+    meta = export_onnx(serve_cross_encoder, out, ExportConfig(data=demo_data))
+    assert meta["calibration"]["dev"]["pairs"] > 100 and meta["onnx"]["default"] == "model.onnx"
+    return out
+
+
+def test_the_export_applies_its_calibration(calibrated_export: Path, demo_data: Path) -> None:
+    pairs = pd.read_parquet(demo_data / "test.parquet").head(200)
+    scores = OnnxScorer.load(calibrated_export, threads=1).predict(pairs)
+    order = np.argsort(scores["score"].to_numpy(), kind="stable")
+    assert (np.diff(scores["relevance"].to_numpy()[order]) >= -1e-12).all()
+    assert scores["relevance"].between(0, 1).all()
+    assert scores["expected_label"].between(0, 3).all()  # ESCI's 0-3
+
+
+def test_rerank_drops_items_below_min_relevance(
+    calibrated_export: Path, onnx_export: Path, items: list[dict]
+) -> None:
+    reranker = Reranker.load(calibrated_export, threads=1)
+    every = reranker.rerank("cordless drill", items)
+    assert all(hit.relevance is not None for hit in every)
+    cut = sorted(hit.relevance for hit in every)[len(every) // 2]
+    kept = reranker.rerank("cordless drill", items, min_relevance=cut)
+    assert [h.id for h in kept] == [h.id for h in every if h.relevance >= cut]
+    assert 0 < len(kept) < len(every) or len({h.relevance for h in every}) == 1
+    with pytest.raises(ValueError, match="no calibration"):
+        Reranker.load(onnx_export, threads=1).rerank("drill", items, min_relevance=0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        reranker.rerank("drill", items, min_relevance=1.5)
+
+
+def ready(client: TestClient) -> None:
+    deadline = time.monotonic() + 30
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the service did not load its model"
+        time.sleep(0.05)
+
+
+def test_the_service_returns_relevance_and_filters_by_it(
+    calibrated_export: Path, onnx_export: Path, items: list[dict]
+) -> None:
+    body = {"query": "cordless drill", "items": items}
+    with TestClient(create_app(ServeSettings(model=calibrated_export, threads=1))) as client:
+        ready(client)
+        results = client.post("/v1/rerank", json=body).json()["results"]
+        relevance = [r["relevance"] for r in results]
+        assert all(0 <= p <= 1 for p in relevance)
+        cut = sorted(relevance)[len(relevance) // 2]
+        kept = client.post("/v1/rerank", json=body | {"min_relevance": cut}).json()["results"]
+        assert [r["id"] for r in kept] == [r["id"] for r in results if r["relevance"] >= cut]
+        bad = client.post("/v1/rerank", json=body | {"min_relevance": 2})
+        assert bad.status_code == 422 and "min_relevance" in bad.json()["error"]["message"]
+    with TestClient(create_app(ServeSettings(model=onnx_export, threads=1))) as client:
+        ready(client)
+        results = client.post("/v1/rerank", json=body).json()["results"]
+        assert all(r["relevance"] is None for r in results)
+        refused = client.post("/v1/rerank", json=body | {"min_relevance": 0.5})
+        assert refused.status_code == 422
+        assert "min_relevance" in refused.json()["error"]["message"]
+        assert "no calibration" in refused.json()["error"]["message"]
