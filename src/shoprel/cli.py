@@ -342,6 +342,9 @@ def student_train(
     data: Annotated[Path, typer.Option(help="prepared data dir")],
     out: Annotated[Path, typer.Option(help="output dir of the cross-encoder")],
     base: Annotated[str | None, typer.Option(help="encoder alias, dir or hub id")] = None,
+    layers: Annotated[
+        int | None, typer.Option(help="keep the base's first N transformer layers (0: all)")
+    ] = None,
     loss: Annotated[
         str | None, typer.Option(help="margin-mse (default with --labels) | mse | labels")
     ] = None,
@@ -366,6 +369,7 @@ def student_train(
 
     overrides = dict(
         base=base,
+        layers=layers,
         loss=loss,
         labels=[str(d) for d in labels] or None,
         augment_frac=augment_frac,

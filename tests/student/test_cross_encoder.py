@@ -186,3 +186,30 @@ def test_best_epoch_weights_are_restored(tmp_path: Path) -> None:
     records = [json.loads(line) for line in (tmp_path / "dev.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1.0, 2.0, 3.0]
     assert records[0]["pairwise_accuracy"] == 0.0 and records[2]["pairwise_accuracy"] == 0.5
+
+
+def test_a_student_keeps_the_first_layers_of_its_base(
+    tiny_bert: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from shoprel.student.train import keep_first_layers
+
+    full = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=1)
+    cut = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=1)
+    keep_first_layers(cut, 1)
+    assert len(cut.base_model.encoder.layer) == cut.config.num_hidden_layers == 1
+    kept, first = cut.base_model.encoder.layer[0], full.base_model.encoder.layer[0]
+    for (name, a), (_, b) in zip(kept.named_parameters(), first.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="has 2 layers"):
+        keep_first_layers(full, 3)
+
+    out = tmp_path / "one-layer"
+    args = ["student", "train", "--data", str(demo_data), "--base", str(tiny_bert)]
+    args += ["--layers", "1", "--max-train-pairs", "64", "--epochs", "1", "--out", str(out)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 1
+    scores = load_scorer(out).predict(pd.read_parquet(demo_data / "test.parquet").head(20))
+    assert np.isfinite(scores["score"]).all()

@@ -67,6 +67,8 @@ class StudentTrainConfig:
 
     Model:
         base (str, defaults to ``minilm-l6``): encoder alias, local dir or hub id.
+        layers (int, defaults to 0 = all): keep only the base's first ``layers`` transformer
+            layers (a smaller, faster student: 2, 3 or 4 of MiniLM-L6's 6).
         loss (str, defaults to ``margin-mse`` with label dirs, else ``labels``): see module doc.
     Data:
         labels (list[str], defaults to none): teacher label dirs (``shoprel label``).
@@ -84,6 +86,7 @@ class StudentTrainConfig:
     """
 
     base: str = "minilm-l6"
+    layers: int = 0
     loss: str | None = None
     labels: list[str] = field(default_factory=list)
     augment_frac: float = 1.0
@@ -116,6 +119,8 @@ class StudentTrainConfig:
             )
         if not 0.0 <= self.augment_frac <= 1.0:
             raise ValueError(f"augment_frac: expected a share in [0, 1], got {self.augment_frac}")
+        if self.layers < 0:
+            raise ValueError(f"layers: expected 0 (all) or a count >= 1, got {self.layers}")
         if self.loss == "margin-mse" and self.batch_size < 2:
             raise ValueError(f"batch_size: margin-mse needs >= 2 pairs, got {self.batch_size}")
 
@@ -208,6 +213,19 @@ def training_arguments(cfg: StudentTrainConfig, out: Path) -> Any:
     )
 
 
+def keep_first_layers(model: Any, layers: int) -> None:
+    """Cut a BERT-like ``model`` (its ``base_model.encoder.layer`` list) to its first ``layers``
+    transformer layers, in place; the config follows, so the saved model loads as it is."""
+    encoder = getattr(model.base_model, "encoder", None)
+    blocks = getattr(encoder, "layer", None)
+    if blocks is None:
+        raise ValueError(f"layers: {type(model).__name__} has no encoder.layer list to cut")
+    if not 1 <= layers <= len(blocks):
+        raise ValueError(f"layers: the base has {len(blocks)} layers, got {layers}")
+    encoder.layer = blocks[:layers]
+    model.config.num_hidden_layers = layers
+
+
 def train_cross_encoder(
     cfg: StudentTrainConfig,
     data_dir: str | Path,
@@ -228,6 +246,8 @@ def train_cross_encoder(
     dev = take_queries(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev
     set_seed(cfg.seed)  # the new scoring head's initial weights
     model = CrossEncoder(resolve_model(cfg.base), num_labels=1, max_length=cfg.max_length)
+    if cfg.layers:
+        keep_first_layers(model.model, cfg.layers)
     scorer = CrossEncoderScorer(model, scale, cfg.fields, activation=cfg.activation)
     per_epoch = pairs_per_epoch(pairs, cfg)
     tracker = BestEpochCallback(scorer, dev, out / "dev_metrics.jsonl", per_epoch)
