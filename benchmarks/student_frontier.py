@@ -1,0 +1,166 @@
+"""The student frontier: rerank latency at 100 items against test AUC, for students of 2 to 6
+layers of MiniLM-L6 distilled on the same teacher labels, beside the run's other models.
+
+    python benchmarks/student_frontier.py --quick     # the quickstart run's data and labels
+    python benchmarks/student_frontier.py --data runs/hd/data --labels-train runs/hd/labels/train \\
+        --labels-aug runs/hd/labels/augmented --models runs/hd/eval/metrics.json \\
+        --layers 2,3,4,6 --out runs/hd/frontier
+
+(with ``HF_HUB_OFFLINE=1 .venv/bin/python`` from the repository root). Each student learns with
+Margin-MSE from the teacher's scores of the train split and the augmented pairs
+(``StudentTrainConfig.layers`` keeps the first N layers), is exported to ONNX (int8 where it passes
+the dev gate, else fp32; calibrated on dev), and is measured on the test split: AUC and pairwise
+accuracy of the export's scores, and p50 latency to rerank 100 items (one query's candidates,
+median of ``--rounds``, after a warm-up; the exports and the torch cross-encoders take turns).
+The run's other models (``--models``: the run's ``eval/metrics.json``) join the figure with their
+test AUC; those that are cross-encoder dirs (the label-only student, the teacher's cross-encoder)
+get a latency too, on torch as ``CrossEncoder.predict`` runs them.
+
+Resumable: a student dir holding the same settings is not trained again. Writes
+``OUT/frontier.json`` and ``OUT/frontier.png``; prints a table, then one JSON object (the last
+line): ``points`` (``name, layers, p50_ms_100, auc``), and ``cpu``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from quickstart_run import RUN, fill
+from rich.console import Console
+from rich.table import Table
+
+from shoprel.data.splits import read_split
+from shoprel.eval import plots
+from shoprel.eval.metrics import ranking_metrics
+from shoprel.io import trained_with, write_json
+from shoprel.serve.export import ExportConfig, GateError, export_onnx
+from shoprel.serve.latency import rerank_latency
+from shoprel.serve.reranker import Reranker
+from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_encoder
+from shoprel.teacher.model import cpu_name
+
+ITEMS = 100
+MEASURED_MEMBERS = {  # run models that are torch cross-encoder dirs, and where the run keeps them
+    "student (labels only)": "student-labels",
+    "teacher member: ce-minilm-l6": "teacher/ce-minilm-l6",
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="prepared data dir (quickstart's)")
+    parser.add_argument("--labels-train", type=Path, help="teacher labels, train (quickstart's)")
+    parser.add_argument("--labels-aug", type=Path, help="teacher labels, augmented (quickstart's)")
+    parser.add_argument("--models", type=Path, help="the run's eval/metrics.json (quickstart's)")
+    parser.add_argument("--layers", default=None, help="comma-separated (2,3,4,6; quick: 2,6)")
+    parser.add_argument("--base", default="minilm-l6")
+    parser.add_argument("--max-train-pairs", type=int, default=0, help="train-split pairs (0: all)")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=15, help="latency rounds (quick: 5)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-frontier"))
+    parser.add_argument("--quick", action="store_true", help="2 and 6 layers, 2,000 train pairs")
+    args = parser.parse_args()
+    fill(args, data="data", labels_train="labels_train", labels_aug="labels_aug")
+    if args.models is None:
+        args.models = RUN / "eval" / "metrics.json" if args.quick else None
+    layers = args.layers or ("2,6" if args.quick else "2,3,4,6")
+    args.layers = [int(n) for n in layers.split(",")]
+    if args.quick:
+        args.max_train_pairs = args.max_train_pairs or 2000
+        args.rounds = min(args.rounds, 5)
+    return args
+
+
+def student(args: argparse.Namespace, layers: int) -> Path:
+    """The distilled student of ``layers`` layers, trained unless its dir has these settings."""
+    cfg = StudentTrainConfig(
+        base=args.base,
+        layers=layers,
+        labels=[str(args.labels_train), str(args.labels_aug)],
+        loss="margin-mse",
+        max_train_pairs=args.max_train_pairs,
+        max_dev_pairs=300 if args.quick else 2000,
+        epochs=args.epochs,
+    )
+    out = args.out / f"student-{layers}l"
+    settings = {"layers": layers, "labels": cfg.labels, "max_train_pairs": cfg.max_train_pairs,
+                "epochs": cfg.epochs, "base": cfg.base}  # fmt: skip
+    if not trained_with(out, META_FILE, settings):
+        train_cross_encoder(cfg, args.data, out)
+    return out
+
+
+def export(args: argparse.Namespace, model: Path) -> Path:
+    """int8 behind the gate where it passes, else fp32; calibrated on dev either way."""
+    out = model.with_name(model.name + "-onnx")
+    cfg = ExportConfig(int8=True, data=args.data, gate_pairs=300 if args.quick else 2000)
+    try:
+        export_onnx(model, out, cfg)
+    except GateError as error:
+        print(f"{model.name}: {error}; fp32")
+        export_onnx(model, out, ExportConfig(data=args.data))
+    return out
+
+
+def test_metrics(model: Path, test: pd.DataFrame, scale: Any) -> dict[str, float]:
+    scores = Reranker.load(model).scorer.predict(test)["score"].to_numpy()
+    return ranking_metrics(test["query_id"], test["label"], scores, scale)
+
+
+def main() -> None:
+    args = parse_args()
+    test, scale = read_split(args.data, "test")
+    timed: dict[str, tuple[Path, int]] = {}
+    points: dict[str, dict[str, Any]] = {}
+    for layers in args.layers:
+        exported = export(args, student(args, layers))
+        name = f"student {layers}L (ONNX)"
+        timed[name] = (exported, layers)
+        points[name] = {"layers": layers} | test_metrics(exported, test, scale)
+    run = args.models.parents[1] if args.models else None
+    known = json.loads(args.models.read_text())["models"] if args.models else {}
+    for name, found in known.items():
+        points[name] = {
+            "layers": 0,
+            "auc": found["auc"],
+            "pairwise_accuracy": found["pairwise_accuracy"],
+        }
+        where = run / MEASURED_MEMBERS[name] if name in MEASURED_MEMBERS else None
+        if where is not None and where.is_dir():
+            timed[name] = (where, 0)
+    scorers = {name: (str(path), {}) for name, (path, _) in timed.items()}
+    latency = rerank_latency(scorers, test, [ITEMS], rounds=args.rounds)
+    rows = [
+        {"name": name, "layers": p["layers"], "p50_ms_100": latency.get(name, {}).get(ITEMS),
+         "auc": round(p["auc"], 4), "pairwise_accuracy": round(p["pairwise_accuracy"], 4)}
+        for name, p in points.items()
+    ]  # fmt: skip
+    report(args, rows)
+
+
+def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=f"student frontier, {ITEMS} items, test split of {args.data}")
+    for column in ("model", "layers", "p50 ms", "AUC", "pairwise"):
+        table.add_column(column)
+    for row in sorted(rows, key=lambda r: (r["p50_ms_100"] is None, r["p50_ms_100"] or 0)):
+        ms = "-" if row["p50_ms_100"] is None else f"{row['p50_ms_100']:.1f}"
+        layers = str(row["layers"] or "-")
+        table.add_row(
+            row["name"], layers, ms, f"{row['auc']:.3f}", f"{row['pairwise_accuracy']:.3f}"
+        )
+    Console().print(table)
+    result = {"points": rows, "cpu": cpu_name(), "items": ITEMS, "quick": args.quick}
+    write_json(result, args.out / "frontier.json")
+    drawn = [row for row in rows if row["p50_ms_100"] is not None]
+    plots.save_figure(
+        plots.frontier_figure(drawn, "latency against AUC"), args.out / "frontier.png"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
