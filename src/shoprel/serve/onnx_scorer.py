@@ -148,14 +148,14 @@ class OnnxScorer(Scorer):
         with progress_bar(len(order), "onnx", disable=not progress) as bar:
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                feed = self._feed([encodings[i] for i in rows])
+                feed = self.feed([encodings[i] for i in rows])
                 out[rows] = self.session.run([self.output_name], feed)[0].reshape(len(rows), -1)[
                     :, 0
                 ]
                 bar.update(len(rows))
         return out
 
-    def _feed(self, encodings: list[Any]) -> dict[str, np.ndarray]:
+    def feed(self, encodings: list[Any]) -> dict[str, np.ndarray]:
         """Right-padded ``input_ids``, ``attention_mask`` and ``token_type_ids`` the graph takes."""
         width = max(len(e.ids) for e in encodings)
         arrays = {
