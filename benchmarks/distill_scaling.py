@@ -51,7 +51,9 @@ from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_enc
 
 KEYS = ("augmented_pairs", "pairwise_accuracy", "auc", "rmse")
 SIZES = {"max_dev_pairs": 2000, "max_train_pairs": 0, "max_aug_pairs": 0, "epochs": 1.0}
+SIZES["fracs"] = "0,0.25,0.5,1"
 QUICK = {"max_dev_pairs": 500, "max_train_pairs": 1000, "max_aug_pairs": 2000, "epochs": 1.0}
+QUICK["fracs"] = "0,1"
 
 
 def parse_args() -> argparse.Namespace:
@@ -63,7 +65,7 @@ def parse_args() -> argparse.Namespace:
     teacher = parser.add_mutually_exclusive_group()
     teacher.add_argument("--teacher-scores", type=Path, help="the teacher's scores of --split")
     teacher.add_argument("--teacher", type=Path, help="a model dir shoprel saved, to score --split")
-    parser.add_argument("--fracs", default="0,0.25,0.5,1", help="shares of the augmented pairs")
+    parser.add_argument("--fracs", help="shares of the augmented pairs (0,0.25,0.5,1; quick: 0,1)")
     parser.add_argument("--base", default="minilm-l6", help="encoder alias, dir or hub id")
     parser.add_argument("--loss", default="margin-mse", choices=["margin-mse", "mse"])
     parser.add_argument("--split", default="dev", help="split the models are compared on")

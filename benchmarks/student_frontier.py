@@ -56,18 +56,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--labels-train", type=Path, help="teacher labels, train (quickstart's)")
     parser.add_argument("--labels-aug", type=Path, help="teacher labels, augmented (quickstart's)")
     parser.add_argument("--models", type=Path, help="the run's eval/metrics.json (quickstart's)")
-    parser.add_argument("--layers", default=None, help="comma-separated (2,3,4,6; quick: 2,6)")
+    parser.add_argument("--layers", default=None, help="comma-separated (2,3,4,6; quick: 2)")
     parser.add_argument("--base", default="minilm-l6")
     parser.add_argument("--max-train-pairs", type=int, default=0, help="train-split pairs (0: all)")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=15, help="latency rounds (quick: 5)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-frontier"))
-    parser.add_argument("--quick", action="store_true", help="2 and 6 layers, 2,000 train pairs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a 2-layer student on 2,000 train pairs beside the run's own 6-layer export",
+    )
     args = parser.parse_args()
     fill(args, data="data", labels_train="labels_train", labels_aug="labels_aug")
     if args.models is None:
         args.models = RUN / "eval" / "metrics.json" if args.quick else None
-    layers = args.layers or ("2,6" if args.quick else "2,3,4,6")
+    layers = args.layers or ("2" if args.quick else "2,3,4,6")
     args.layers = [int(n) for n in layers.split(",")]
     if args.quick:
         args.max_train_pairs = args.max_train_pairs or 2000
@@ -122,6 +126,11 @@ def main() -> None:
         timed[name] = (exported, layers)
         points[name] = {"layers": layers} | test_metrics(exported, test, scale)
     run = args.models.parents[1] if args.models else None
+    if args.quick and run is not None and (run / "export").is_dir():  # its distilled student
+        layers = json.loads((run / "export" / "config.json").read_text())["num_hidden_layers"]
+        name = f"student {layers}L (the run's export)"
+        timed[name] = (run / "export", layers)
+        points[name] = {"layers": layers} | test_metrics(run / "export", test, scale)
     known = json.loads(args.models.read_text())["models"] if args.models else {}
     for name, found in known.items():
         points[name] = {
