@@ -152,3 +152,20 @@ def test_the_service_returns_relevance_and_filters_by_it(
         assert refused.status_code == 422
         assert "min_relevance" in refused.json()["error"]["message"]
         assert "no calibration" in refused.json()["error"]["message"]
+
+
+def test_shoprel_score_writes_the_relevance(
+    calibrated_export: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from shoprel.cli import app
+
+    out = tmp_path / "test.parquet"
+    args = ["score", "--model", str(calibrated_export), "--data", str(demo_data), "--out", str(out)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    scores = pd.read_parquet(out)
+    calibration = Reranker.load(calibrated_export).calibration
+    np.testing.assert_allclose(scores["relevance"], calibration.relevance(scores["score"]))
+    assert len(scores) == len(pd.read_parquet(demo_data / "test.parquet"))
