@@ -154,10 +154,11 @@ def latency_figure(latency_ms: dict[str, dict[int, float]], title: str) -> Any:
 def frontier_figure(points: list[dict[str, Any]], title: str) -> Any:
     """AUC against rerank latency, one labeled dot per model: the speed-quality frontier."""
     figure, axes = _pyplot().subplots(figsize=(6.0, 4.0))
-    for point in points:
+    by_latency = sorted(points, key=lambda p: p["p50_ms_100"])
+    for index, point in enumerate(by_latency):  # labels of neighbours staggered, not stacked
         axes.scatter(point["p50_ms_100"], point["auc"], color="C0" if point["layers"] else "C1")
         axes.annotate(point["name"], (point["p50_ms_100"], point["auc"]), fontsize=7,
-                      xytext=(4, 2), textcoords="offset points")  # fmt: skip
+                      xytext=(4, 2 - 10 * (index % 3)), textcoords="offset points")  # fmt: skip
     axes.set(xlabel="p50 latency, 100 items (ms)", ylabel="test AUC", title=title)
     axes.set_xscale("log")
     figure.tight_layout()
