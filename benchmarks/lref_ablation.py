@@ -87,7 +87,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="200-pair pool, 100 dev pairs, 20 CoT pairs a kind (8 scored in cot mode), DPO in "
+        help="200-pair pool, 80 dev pairs, 12 CoT pairs a kind (8 scored in cot mode), DPO in "
         "direct mode on 64 pool pairs, MiniLM IM/CI/MS; no --data: the quickstart's data",
     )
     return parser
@@ -171,7 +171,7 @@ def start_afresh_if_changed(out: Path, settings: dict[str, Any]) -> None:
 def main() -> None:
     args = make_parser().parse_args()
     if args.quick:
-        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 200, 100, 20
+        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 200, 80, 12
         args.aux_base = args.aux_base or "minilm-l6"
     fill(args, data="data")
     cfg = make_config(args)
