@@ -25,7 +25,6 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from shoprel.eval.table import COLUMNS
@@ -83,8 +82,7 @@ def create_app(settings: ExploreSettings) -> FastAPI:
             )
         ],
     )
-    install_error_handlers(app)
-    _install_page_errors(app, pages)
+    install_error_handlers(app, _page_or_json(pages))
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 
@@ -270,27 +268,16 @@ def _templates() -> Environment:
     )
 
 
-def _install_page_errors(app: FastAPI, pages: Environment) -> None:
-    """Pages answer errors with a page; ``/api/`` with the JSON error body of the service."""
+def _page_or_json(pages: Environment) -> Any:
+    """Errors on pages answered with a page; on ``/api/`` with the service's JSON error body."""
 
-    def answer(request: Request, status: int, message: str, headers: Any = None) -> Response:
+    def respond(request: Request, status: int, message: str, headers: Any) -> Response:
         if request.url.path.startswith("/api/"):
             return error_response(status, message, headers=headers)
-        page = pages.get_template("error.html").render(
-            status=status, message=message, run="", compare=False
-        )
+        page = pages.get_template("error.html").render(status=status, message=message)
         return HTMLResponse(page, status_code=status, headers=headers)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> Response:
-        return answer(request, error.status, error.message, error.headers)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> Response:
-        if error.status_code == 400 and request.method == "POST":
-            return error_response(422, "invalid request: the body is not UTF-8 JSON")
-        message = "not found" if error.status_code == 404 else str(error.detail)
-        return answer(request, error.status_code, message, error.headers)
+    return respond
 
 
 def serve(settings: ExploreSettings) -> None:

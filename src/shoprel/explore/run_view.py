@@ -54,9 +54,7 @@ class RunView:
         self.per_query = self._per_query()
 
     def _scores(self, name: str, file: str) -> np.ndarray:
-        path = (self.run / file).resolve() if not Path(file).is_absolute() else Path(file)
-        if not path.is_file():  # eval may have recorded the path as run-relative to the cwd
-            path = self.run / "scores" / Path(file).name
+        path = self.run / file  # eval records score files relative to the run dir
         found = read_scores(path)
         return align_scores(self.pairs, found, str(path))["score"].to_numpy(dtype=float)
 

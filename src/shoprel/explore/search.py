@@ -57,8 +57,11 @@ class LiveSearch:
         return self._part("catalog", lambda: read_catalog(read_splits(self.run / "data"), None))
 
     def product(self, product_id: str) -> dict[str, str] | None:
-        rows = self.catalog.index[self.catalog["product_id"] == product_id]
-        return None if not len(rows) else self.catalog.loc[rows[0], ITEM_COLUMNS].to_dict()
+        """The catalog's fields of ``product_id``, or None for an id it does not hold."""
+        by_id = self._part("by_id", lambda: self.catalog.set_index("product_id", drop=False))
+        if product_id not in by_id.index:
+            return None
+        return by_id.loc[product_id, ITEM_COLUMNS].to_dict()
 
     def warm(self) -> None:
         """Build the indexes and load the student now (a large catalog takes minutes to embed)."""

@@ -8,11 +8,12 @@ fault of the service itself is a 500, logged with its traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,20 @@ def validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def install_error_handlers(app: FastAPI) -> None:
+Respond = Callable[[Request, int, str, dict[str, str] | None], Response]
+
+
+def json_error(_: Request, status: int, message: str, headers: dict[str, str] | None) -> Response:
+    return error_response(status, message, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, respond: Respond = json_error) -> None:
+    """Every error answered by ``respond`` (the JSON error body by default; an app with pages can
+    answer those with a page), validation errors always as JSON with their details."""
+
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.message, headers=error.headers)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        return respond(request, error.status, error.message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -64,16 +75,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, message, details)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> Response:
         if error.status_code == 400 and request.method == "POST":
             # FastAPI's answer to a body it cannot parse (not UTF-8, or nested past the parser's
             # recursion limit): malformed JSON, like the rest
-            return error_response(
-                422, "invalid request: the body is not UTF-8 JSON, or is nested too deep to parse"
-            )
-        return error_response(error.status_code, str(error.detail), headers=error.headers)
+            message = "invalid request: the body is not UTF-8 JSON, or is nested too deep to parse"
+            return respond(request, 422, message, None)
+        return respond(request, error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(Exception)
-    async def internal(request: Request, error: Exception) -> JSONResponse:
+    async def internal(request: Request, error: Exception) -> Response:
         logger.exception("internal error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error")
+        return respond(request, 500, "internal error", None)
