@@ -43,14 +43,17 @@ def write_run(out: Path, data: Path, scores: dict[str, np.ndarray]) -> Path:
 
 def model_scores(test: pd.DataFrame, seed: int = 0) -> dict[str, np.ndarray]:
     """teacher: the labels plus a little noise; student: the same, except one query backwards;
-    bm25: noise."""
+    bm25: noise; the label-only student: the labels plus more noise."""
     rng = np.random.default_rng(seed)
     labels = test["label"].to_numpy(float)
     teacher = labels + rng.normal(0, 0.3, len(test))
     student = teacher + rng.normal(0, 0.05, len(test))
     backwards = (test["query_id"] == reversed_query(test)).to_numpy()
     student[backwards] = -teacher[backwards]
-    return {"teacher": teacher, "student (distilled)": student, "bm25": rng.normal(size=len(test))}
+    noise = rng.normal(size=len(test))
+    labels_only = labels + rng.normal(0, 1.0, len(test))  # not featured on the query page
+    return {"teacher": teacher, "student (distilled)": student, "bm25": noise,
+            "student (labels only)": labels_only}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

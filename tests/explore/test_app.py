@@ -199,3 +199,13 @@ def test_eight_raters_at_once_each_judgment_once(
     lines = (run / "judgments.jsonl").read_text().splitlines()
     assert len(sent) == 120
     assert sorted(json.loads(line)["judgment_id"] for line in lines) == sorted(sent)
+
+
+def test_the_overview_can_show_every_model(client: TestClient, explore_run: Path) -> None:
+    models = json.loads((explore_run / "eval" / "metrics.json").read_text())["models"]
+    assert "student (labels only)" in models  # a model the featured columns leave out
+    featured = client.get("/").text
+    every = client.get("/", params={"every": "true"}).text
+    for model in models:
+        assert f">{model} pairwise</a>" in every
+    assert ">student (labels only) pairwise</a>" not in featured

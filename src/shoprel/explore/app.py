@@ -95,14 +95,18 @@ def create_app(settings: ExploreSettings) -> FastAPI:
         return HTMLResponse(pages.get_template(name).render(**context), status_code=status)
 
     @app.get("/", response_class=HTMLResponse)
-    def overview(sort: str | None = None, desc: bool = False, q: str = "") -> HTMLResponse:
+    def overview(
+        sort: str | None = None, desc: bool = False, q: str = "", every: bool = False
+    ) -> HTMLResponse:
+        """``every``: a column pair for every model, not only the featured ones."""
         student = view.student
         teacher = "teacher" if "teacher" in view.models else None
         return render(
             "overview.html",
             metrics=metric_rows(view.metrics),
             columns=[title for _, title in COLUMNS],
-            featured=view.featured,
+            featured=view.models if every else view.featured,
+            every=every,
             metric_names=METRICS,
             rows=view.overview(sort, desc, q[:200]),
             sort=sort,
