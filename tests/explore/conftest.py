@@ -14,6 +14,7 @@ import pytest
 
 from shoprel.data.schema import get_scale
 from shoprel.eval.metrics import ranking_metrics
+from shoprel.serve.export import ExportConfig, export_onnx
 
 HOSTILE = "<script>alert(1)</script> & <b>bold</b> drill"
 
@@ -74,7 +75,7 @@ def explore_run(
     out = tmp_path_factory.mktemp("explore-run")
     test = pd.read_parquet(hostile_data / "test.parquet")
     write_run(out, hostile_data, model_scores(test))
-    shutil.copytree(tiny_cross_encoder, out / "export")
+    export_onnx(tiny_cross_encoder, out / "export", ExportConfig(data=out / "data"))  # calibrated
     shutil.copytree(tiny_cross_encoder, out / "teacher" / "ensemble")
     return out
 

@@ -69,6 +69,9 @@ def test_query_page_ranks_side_by_side_and_highlights_moves(
     assert student == teacher[::-1]
     assert 'class="item moved"' in sections[1] and 'class="item moved"' in sections[2]
     assert 'class="item moved"' not in sections[0] + sections[3]
+    # the student's column carries the calibrated export's P(relevant), the others do not
+    assert sections[2].count('class="relevance"') == len(student)
+    assert 'class="relevance"' not in sections[0] + sections[1] + sections[3]
 
 
 def test_html_in_a_title_shows_as_text(

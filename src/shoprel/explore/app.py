@@ -123,7 +123,7 @@ def create_app(settings: ExploreSettings) -> FastAPI:
         )
 
     @app.get("/query/{query_id}", response_class=HTMLResponse)
-    def query_page(query_id: str, a: str | None = None, b: str | None = None) -> HTMLResponse:
+    async def query_page(query_id: str, a: str | None = None, b: str | None = None) -> HTMLResponse:
         if query_id not in view.per_query.index:
             raise ApiError(404, f"no query {query_id!r} in the {view.split} split of this run")
         a, b = _pair(view.featured, a, b, view.models)
@@ -131,6 +131,7 @@ def create_app(settings: ExploreSettings) -> FastAPI:
         items = view.query(query_id, columns)
         judged = log.pair_counts()
         text = str(items["query"].iloc[0])
+        relevance = await asyncio.to_thread(search.relevance, text, items)
         return render(
             "query.html",
             query_id=query_id,
@@ -143,6 +144,8 @@ def create_app(settings: ExploreSettings) -> FastAPI:
             models=view.models,
             grades=view.scale.grades,
             judged={pid: judged[(text, pid)] for pid in items["product_id"].astype(str)},
+            relevance=relevance,
+            student=view.student,
             new_id=lambda: str(uuid.uuid4()),
             row=view.overview_row(query_id),
             featured=view.featured,

@@ -90,6 +90,15 @@ class LiveSearch:
             items = items.assign(relevance=student.calibration.relevance(scores))
         return items.assign(score=scores).sort_values("score", ascending=False, kind="stable")
 
+    def relevance(self, query: str, items: pd.DataFrame) -> dict[str, float]:
+        """P(relevant) of each item by the exported student, where its export is calibrated."""
+        student = self._student()
+        if student.calibration is None or items.empty:
+            return {}
+        scores = student.score(query, items[ITEM_COLUMNS].to_dict("records"))
+        found = student.calibration.relevance(scores)
+        return dict(zip(items["product_id"].astype(str), found.tolist(), strict=True))
+
     def teacher_scores(self, query: str, product_ids: list[str]) -> dict[str, float]:
         """The teacher's score of each known product for ``query`` (unknown ids left out)."""
         items = self.catalog[self.catalog["product_id"].isin(product_ids)]
