@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -94,13 +95,22 @@ def create_app(settings: ExploreSettings) -> FastAPI:
         }
         return HTMLResponse(pages.get_template(name).render(**context), status_code=status)
 
+    @functools.cache
+    def query_lists() -> tuple[list[Any], list[Any]]:
+        """Where teacher and student disagree most, and where the student is furthest from the
+        labels: fixed for a run, so worked out once, on the first overview."""
+        student, teacher = view.student, _teacher(view)
+        disagree = view.disagreements(teacher, student, LIST_LENGTH) if teacher and student else []
+        furthest = view.furthest_from_labels(student, LIST_LENGTH) if student else []
+        return disagree, furthest
+
     @app.get("/", response_class=HTMLResponse)
     def overview(
         sort: str | None = None, desc: bool = False, q: str = "", every: bool = False
     ) -> HTMLResponse:
         """``every``: a column pair for every model, not only the featured ones."""
-        student = view.student
-        teacher = "teacher" if "teacher" in view.models else None
+        student, teacher = view.student, _teacher(view)
+        disagree, furthest = query_lists()
         return render(
             "overview.html",
             metrics=metric_rows(view.metrics),
@@ -112,12 +122,10 @@ def create_app(settings: ExploreSettings) -> FastAPI:
             sort=sort,
             desc=desc,
             q=q[:200],
-            disagree=view.disagreements(teacher, student, LIST_LENGTH)
-            if teacher and student
-            else [],
+            disagree=disagree,
             teacher=teacher,
             student=student,
-            furthest=view.furthest_from_labels(student, LIST_LENGTH) if student else [],
+            furthest=furthest,
             judged=log.counts(),
             grades=view.scale.grades,
         )
@@ -240,6 +248,10 @@ def create_app(settings: ExploreSettings) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def _teacher(view: RunView) -> str | None:
+    return "teacher" if "teacher" in view.models else None
 
 
 def _pair(featured: list[str], a: str | None, b: str | None, models: list[str]) -> tuple[str, str]:
