@@ -55,6 +55,19 @@ def onnx_export(serve_cross_encoder: Path, tmp_path_factory: pytest.TempPathFact
     return out
 
 
+@pytest.fixture(scope="session")
+def calibrated_export(
+    serve_cross_encoder: Path, demo_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny cross-encoder exported with a calibration fitted on the demo data's dev split."""
+    from shoprel.serve.export import ExportConfig, export_onnx
+
+    out = tmp_path_factory.mktemp("calibrated")
+    meta = export_onnx(serve_cross_encoder, out, ExportConfig(data=demo_data))
+    assert meta["calibration"]["dev"]["pairs"] > 100 and meta["onnx"]["default"] == "model.onnx"
+    return out
+
+
 @pytest.fixture
 def items() -> list[dict[str, str]]:
     """Products of mixed fields; one title is longer than ``MAX_LENGTH`` tokens."""

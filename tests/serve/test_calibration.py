@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from shoprel.data.schema import get_scale
 from shoprel.serve.app import ServeSettings, create_app
 from shoprel.serve.calibration import Calibration, fit_calibration
-from shoprel.serve.export import ExportConfig, export_onnx
 from shoprel.serve.onnx_scorer import OnnxScorer
 from shoprel.serve.reranker import Reranker
 
@@ -86,16 +85,6 @@ def test_a_stored_calibration_reads_back_the_same(fitted: Calibration) -> None:
 def test_dev_on_one_side_of_the_cut_is_refused() -> None:
     with pytest.raises(ValueError, match="all on one side"):
         fit_calibration(np.arange(4.0), np.full(4, 3.0), np.arange(4), HOME_DEPOT)
-
-
-@pytest.fixture(scope="module")
-def calibrated_export(
-    serve_cross_encoder: Path, demo_data: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    out = tmp_path_factory.mktemp("calibrated")
-    meta = export_onnx(serve_cross_encoder, out, ExportConfig(data=demo_data))
-    assert meta["calibration"]["dev"]["pairs"] > 100 and meta["onnx"]["default"] == "model.onnx"
-    return out
 
 
 def test_the_export_applies_its_calibration(calibrated_export: Path, demo_data: Path) -> None:

@@ -5,6 +5,8 @@
         -d '{"query": "cordless drill", "items": [{"id": "1", "title": "18V drill"}], "top_k": 5}'
 
 Routes: ``POST /v1/rerank`` (one query, items best first), ``POST /v1/score`` (pairs, in order),
+``POST /v2/rerank`` (the Cohere-style rerank API that LangChain, LlamaIndex, LiteLLM and the
+``cohere`` client call; ``relevance_score`` is the calibrated P(relevant)),
 ``POST /v1/admin/reload`` (swap in a new export), ``GET /healthz`` (the process answers),
 ``GET /readyz`` (the model is loaded), ``GET /metrics`` (Prometheus text), ``GET /docs``
 (OpenAPI). The model loads in the background after start; until then ``/readyz`` and ``/v1/*``
@@ -26,6 +28,7 @@ import asyncio
 import logging
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -45,17 +48,26 @@ from shoprel.serve.errors import ApiError, error_response, install_error_handler
 from shoprel.serve.middleware import Guard, Timing
 from shoprel.serve.reranker import Reranker, check_min_relevance, rank
 from shoprel.serve.schemas import (
+    CohereDocumentText,
+    CohereMeta,
+    CohereRerankResponse,
+    CohereRerankResult,
     ErrorResponse,
     Limits,
     RerankResponse,
     RerankResult,
     ScoreResponse,
+    cohere_request_model,
     request_models,
 )
 from shoprel.serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
-ROUTES = frozenset({"/v1/rerank", "/v1/score", "/healthz", "/readyz", "/metrics"})
+ROUTES = frozenset({"/v1/rerank", "/v1/score", "/v2/rerank", "/healthz", "/readyz", "/metrics"})
+UNCALIBRATED = (
+    "uncalibrated: relevance_score is the model's raw score on its label scale, not a "
+    "probability; export the model with --data to calibrate it"
+)
 
 
 class ServeSettings(BaseModel):
@@ -110,9 +122,9 @@ def load_reranker(settings: ServeSettings) -> Reranker:
 def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> FastAPI:
     """The app; it loads ``settings.model`` in the background unless given a ``reranker``."""
     state, telemetry = _State(), Telemetry()
-    rerank_request, score_request = request_models(
-        Limits(settings.max_items, settings.max_field_chars)
-    )
+    limits = Limits(settings.max_items, settings.max_field_chars)
+    rerank_request, score_request = request_models(limits)
+    cohere_request = cohere_request_model(limits)
 
     async def start_batcher(loaded: Reranker) -> MicroBatcher:
         batcher = MicroBatcher(
@@ -199,7 +211,12 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         lifespan=lifespan,
         middleware=[
             Middleware(Timing, telemetry=telemetry, routes=ROUTES),
-            Middleware(Guard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                Guard,
+                api_key=settings.api_key,
+                max_body_bytes=settings.max_body_bytes,
+                protected=("/v1/", "/v2/"),
+            ),
         ],
     )
     app.state.shoprel = state
@@ -230,6 +247,28 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         async with serving() as (model, batcher):
             scores = await submit(batcher, [pair.query for pair in request.pairs], items)
         return ScoreResponse(model=model.name, scores=[float(s) for s in scores])
+
+    @app.post("/v2/rerank", responses=errors, dependencies=auth)
+    async def cohere_rerank(request: cohere_request) -> CohereRerankResponse:  # type: ignore[valid-type]
+        """The Cohere-style rerank API: documents best first, each with its calibrated relevance."""
+        texts = [doc if isinstance(doc, str) else doc.text for doc in request.documents]
+        items = [{"title": text} for text in texts]
+        async with serving() as (model, batcher):
+            scores = await submit(batcher, [request.query] * len(items), items)
+        calibration = model.calibration
+        relevance = calibration.relevance(scores) if calibration else None
+        results = [
+            CohereRerankResult(
+                index=hit.index,
+                relevance_score=hit.score if hit.relevance is None else hit.relevance,
+                document=CohereDocumentText(text=texts[hit.index])
+                if request.return_documents
+                else None,
+            )
+            for hit in rank(items, scores, request.top_n, relevance)
+        ]
+        meta = CohereMeta(warnings=None if calibration else [UNCALIBRATED])
+        return CohereRerankResponse(id=str(uuid.uuid4()), results=results, meta=meta)
 
     @app.post("/v1/admin/reload", responses=errors, dependencies=auth)
     async def reload(request: ReloadRequest | None = None) -> dict[str, str]:

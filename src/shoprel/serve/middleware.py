@@ -53,7 +53,7 @@ class Guard:
         app: ASGIApp,
         api_key: str | None,
         max_body_bytes: int,
-        protected: str = PROTECTED_PREFIX,
+        protected: str | tuple[str, ...] = PROTECTED_PREFIX,
     ) -> None:
         self.app, self.max_body_bytes, self.protected = app, max_body_bytes, protected
         self.expected = f"Bearer {api_key}".encode() if api_key else None

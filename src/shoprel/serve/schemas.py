@@ -1,8 +1,9 @@
 """Request and response bodies of the HTTP service, with the limits of its settings.
 
-Request models are built per app (:func:`request_models`) so that the OpenAPI schema states the
-configured limits: items per request and characters per text field. Text within the character
-limit but longer than the model's ``max_length`` tokens is cut by the tokenizer, not rejected.
+Request models are built per app (:func:`request_models`, :func:`cohere_request_model`) so that
+the OpenAPI schema states the configured limits: items per request and characters per text
+field. Text within the character limit but longer than the model's ``max_length`` tokens is cut
+by the tokenizer, not rejected.
 """
 
 from __future__ import annotations
@@ -25,14 +26,19 @@ class Limits:
     max_field_chars: int
 
 
-def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
-    """``RerankRequest`` and ``ScoreRequest`` capped by ``limits``."""
-    text = Annotated[
+def _text(limits: Limits) -> Any:
+    """Required text: not blank, at most ``limits.max_field_chars`` characters, cleaned."""
+    return Annotated[
         str,
         Field(min_length=1, max_length=limits.max_field_chars),
         BeforeValidator(_no_non_finite),
         AfterValidator(_clean_required),
     ]
+
+
+def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
+    """``RerankRequest`` and ``ScoreRequest`` capped by ``limits``."""
+    text = _text(limits)
     optional = Annotated[
         str | None,
         Field(max_length=limits.max_field_chars),
@@ -84,6 +90,33 @@ def request_models(limits: Limits) -> tuple[type[BaseModel], type[BaseModel]]:
     return rerank, score
 
 
+def cohere_request_model(limits: Limits) -> type[BaseModel]:
+    """The body of ``POST /v2/rerank``, the Cohere-style rerank API (also served by Jina, Infinity
+    and vLLM), capped by ``limits``. Keys of that API this service has no use for (``priority``,
+    ``max_tokens_per_doc``: the model's ``max_length`` cuts text) are accepted and ignored."""
+    text = _text(limits)
+    document = create_model(
+        "CohereDocument",
+        __config__=ConfigDict(extra="ignore"),
+        __doc__="A document as an object; its text is scored as the product title.",
+        text=(text, ...),
+    )
+    documents = Annotated[
+        list[text | document],  # type: ignore[valid-type]
+        Field(min_length=1, max_length=limits.max_items),
+    ]
+    return create_model(
+        "CohereRerankRequest",
+        __config__=ConfigDict(extra="ignore", json_schema_extra={"examples": [COHERE_EXAMPLE]}),
+        __doc__="One query and its documents, in the shape Cohere-style clients send.",
+        model=(str | None, Field(None, description="accepted for clients; one model is served")),
+        query=(text, ...),
+        documents=(documents, ...),
+        top_n=(int | None, Field(None, ge=1, le=limits.max_items, description="keep the best n")),
+        return_documents=(bool, Field(False, description="echo each document in its result")),
+    )
+
+
 def _no_non_finite(value: Any) -> Any:
     """Numbers become text (ids, sizes), but NaN and infinities are no text anyone typed."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -120,6 +153,31 @@ class ScoreResponse(BaseModel):
     scores: list[float] = Field(description="one per pair, in request order")
 
 
+class CohereDocumentText(BaseModel):
+    text: str
+
+
+class CohereRerankResult(BaseModel):
+    index: int = Field(description="position in the request's documents")
+    relevance_score: float = Field(
+        description="calibrated P(relevant) where the export was calibrated on dev, else the raw "
+        "score on the label scale (and ``meta.warnings`` says so)"
+    )
+    document: CohereDocumentText | None = Field(None, description="with return_documents")
+
+
+class CohereMeta(BaseModel):
+    api_version: dict[str, str] = Field(default_factory=lambda: {"version": "2"})
+    billed_units: dict[str, float] = Field(default_factory=lambda: {"search_units": 1})
+    warnings: list[str] | None = None
+
+
+class CohereRerankResponse(BaseModel):
+    id: str = Field(description="this response's id")
+    results: list[CohereRerankResult] = Field(description="best first")
+    meta: CohereMeta = Field(default_factory=CohereMeta)
+
+
 class ErrorDetail(BaseModel):
     status: int
     message: str
@@ -137,6 +195,12 @@ RERANK_EXAMPLE = {
         {"id": "311", "title": "1/2 in. Copper Pipe Elbow", "category": "Plumbing"},
     ],
     "top_k": 10,
+}
+COHERE_EXAMPLE = {
+    "model": "shoprel",
+    "query": "cordless drill 18v",
+    "documents": ["18-Volt Lithium-Ion Cordless Drill Kit", {"text": "1/2 in. Copper Pipe Elbow"}],
+    "top_n": 10,
 }
 SCORE_EXAMPLE = {
     "pairs": [
