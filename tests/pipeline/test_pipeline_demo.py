@@ -91,6 +91,12 @@ def test_every_stage_ran(tiny_run: tuple[Path, dict]) -> None:
     latency = json.loads((out / "export" / "latency.json").read_text())
     assert set(latency) == {"torch (sentence-transformers)", "ONNX fp32", "ONNX int8"}
     assert all(ms > 0 for by_size in latency.values() for ms in by_size.values())
+    check = json.loads((out / "export" / "calibration_test.json").read_text())
+    test = pd.read_parquet(out / "data" / "test.parquet")
+    assert check["pairs"] == len(test) and set(check["thresholds"]) <= {
+        "precision_0.9",
+        "precision_0.95",
+    }
     assert "stage report: done" in (out / "log.txt").read_text()
 
 
@@ -105,8 +111,12 @@ def test_report_holds_the_table_and_the_plots(tiny_run: tuple[Path, dict]) -> No
     splits = splits[: splits.index("</table>")]
     for split, facts in card["splits"].items():  # a row per split, its pair count beside it
         assert f"<td>{split}</td><td>{facts['pairs']:,}</td>" in splits
-    # reliability, scores and confusion of teacher and student, two data-size plots, latency
-    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 8
+    # reliability, scores and confusion of teacher and student, two data-size plots, the
+    # calibration check, latency
+    assert len(re.findall(r'src="data:image/png;base64,', page)) >= 9
+    check = json.loads((out / "export" / "calibration_test.json").read_text())
+    ece = [check[when]["calibration_error"] for when in ("before", "after")]
+    assert f"ECE {ece[0]:.3f} before, {ece[1]:.3f} after calibration" in page
     assert "http://" not in page and "https://" not in page  # opens offline
 
 

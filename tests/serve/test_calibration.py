@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from shoprel.data.schema import get_scale
 from shoprel.serve.app import ServeSettings, create_app
-from shoprel.serve.calibration import Calibration, fit_calibration
+from shoprel.serve.calibration import Calibration, check_calibration, fit_calibration
 from shoprel.serve.onnx_scorer import OnnxScorer
 from shoprel.serve.reranker import Reranker
 
@@ -25,16 +25,21 @@ def true_relevance(scores: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-3.0 * (scores - 2.0)))
 
 
-@pytest.fixture(scope="module")
-def dev() -> pd.DataFrame:
-    """Scores on 1-3 whose P(label > 1.67) is a known curve; 600 queries of 10 pairs."""
-    rng = np.random.default_rng(0)
+def sample(seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """Scores on 1-3 whose P(label > 1.67) is a known curve; 600 queries of 10 pairs. ``shift``
+    moves the scores off that level (as margins-only training does) without changing the order."""
+    rng = np.random.default_rng(seed)
     scores = rng.uniform(1.0, 3.0, 6000)
     relevant = rng.uniform(size=6000) < true_relevance(scores)
     labels = np.where(relevant, rng.choice([2.33, 2.67, 3.0], 6000), rng.choice([1.0, 1.33], 6000))
     return pd.DataFrame(
-        {"query_id": np.repeat(np.arange(600), 10), "score": scores, "label": labels}
+        {"query_id": np.repeat(np.arange(600), 10), "score": scores + shift, "label": labels}
     )
+
+
+@pytest.fixture(scope="module")
+def dev() -> pd.DataFrame:
+    return sample(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +85,19 @@ def test_a_stored_calibration_reads_back_the_same(fitted: Calibration) -> None:
     grid = np.linspace(0.0, 4.0, 33)
     np.testing.assert_array_equal(again.relevance(grid), fitted.relevance(grid))
     np.testing.assert_array_equal(again.expected_label(grid), fitted.expected_label(grid))
+
+
+def test_on_held_out_pairs_a_score_off_its_level_is_calibrated_and_the_cuts_hold() -> None:
+    dev, held_out = sample(seed=1, shift=-1.2), sample(seed=2, shift=-1.2)
+    calibration = fit_calibration(dev["score"], dev["label"], dev["query_id"], HOME_DEPOT)
+    check = check_calibration(calibration, held_out["score"], held_out["label"], HOME_DEPOT)
+    assert check["pairs"] == 6000 and 0.3 < check["relevant_share"] < 0.7
+    assert check["before"]["calibration_error"] > 0.2  # read as 0-1 on the scale, far off
+    assert check["after"]["calibration_error"] < 0.03
+    assert sum(check["after"]["counts"]) == 6000
+    for name, cut in check["thresholds"].items():  # the dev cuts reach their precision here too
+        assert cut["precision"] >= float(name.split("_")[1]) - 0.03
+        assert cut["relevance"] == calibration.thresholds[name]["relevance"]
 
 
 def test_dev_on_one_side_of_the_cut_is_refused() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -32,6 +33,7 @@ __all__ = [
     "per_grade_precision_recall",
     "ranking_metrics",
     "reliability_curve",
+    "reliability_summary",
     "rmse",
     "roc_auc_bad",
 ]
@@ -322,3 +324,19 @@ def reliability_curve(
     mean_prob = np.divide(p_sum, counts, out=np.full(n_bins, np.nan), where=nonempty)
     frac_pos = np.divide(o_sum, counts, out=np.full(n_bins, np.nan), where=nonempty)
     return mean_prob, frac_pos, counts.astype(np.int64)
+
+
+def reliability_summary(
+    predicted: ArrayLike, observed: ArrayLike, n_bins: int = 10
+) -> dict[str, Any]:
+    """The non-empty bins of :func:`reliability_curve` as lists (for JSON and plots), with the
+    count-weighted gap between the two (for 0/1 outcomes: the ECE)."""
+    mean_pred, mean_obs, counts = reliability_curve(predicted, observed, n_bins)
+    keep = counts > 0
+    gap = np.abs(mean_pred[keep] - mean_obs[keep]) * counts[keep]
+    return {
+        "predicted": mean_pred[keep].round(4).tolist(),
+        "observed": mean_obs[keep].round(4).tolist(),
+        "counts": counts[keep].tolist(),
+        "calibration_error": round(float(gap.sum() / max(counts.sum(), 1)), 4),
+    }

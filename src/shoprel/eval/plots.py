@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.metrics import reliability_curve
+from shoprel.eval.metrics import reliability_summary
 from shoprel.io import atomic_path
 
 
@@ -47,19 +47,17 @@ def label_reliability(
     span = scale.high - scale.low
     unit_pred = (np.asarray(predicted, float) - scale.low) / span
     unit_true = (np.asarray(labels, float) - scale.low) / span
-    mean_pred, mean_true, counts = reliability_curve(unit_pred, unit_true, n_bins)
-    keep = counts > 0
-    error = float(np.sum(np.abs(mean_pred[keep] - mean_true[keep]) * counts[keep]) / counts.sum())
-    return {
-        "predicted": mean_pred[keep].round(4).tolist(),
-        "observed": mean_true[keep].round(4).tolist(),
-        "counts": counts[keep].tolist(),
-        "calibration_error": round(error, 4),
-    }
+    return reliability_summary(unit_pred, unit_true, n_bins)
 
 
-def reliability_figure(curves: dict[str, dict[str, list[float]]], title: str) -> Any:
-    """One line per model: observed vs predicted label (unit scale), marker size by bin count."""
+LABEL_AXES = ("predicted relevance (0 = lowest grade, 1 = highest)", "observed")
+PROBABILITY_AXES = ("predicted P(relevant)", "observed share relevant")
+
+
+def reliability_figure(
+    curves: dict[str, dict[str, list[float]]], title: str, axis_labels: tuple[str, str] = LABEL_AXES
+) -> Any:
+    """One line per curve: observed vs predicted (unit scale), marker size by bin count."""
     figure, axes = _pyplot().subplots(figsize=(5.5, 5))
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
     for name, curve in curves.items():
@@ -67,7 +65,7 @@ def reliability_figure(curves: dict[str, dict[str, list[float]]], title: str) ->
         label = f"{name} (error {curve['calibration_error']:.3f})"
         axes.plot(curve["predicted"], curve["observed"], linewidth=1.2, label=label)
         axes.scatter(curve["predicted"], curve["observed"], s=sizes)
-    axes.set(xlabel="predicted relevance (0 = lowest grade, 1 = highest)", ylabel="observed")
+    axes.set(xlabel=axis_labels[0], ylabel=axis_labels[1])
     axes.set(xlim=(0, 1), ylim=(0, 1), title=title)
     axes.legend(fontsize=7, loc="upper left")
     figure.tight_layout()

@@ -189,7 +189,23 @@ def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     latency = rerank_latency(scorers, pairs, cfg.latency_items)
     write_json(latency, out / "export" / "latency.json")
     result = {"export": str(out / "export"), "default": meta["onnx"]["default"], "p50_ms": latency}
+    result["test_ece"] = check_export_calibration(out / "export", pairs)
     return result | ({"int8_gate_failed": gate} if gate else {})
+
+
+def check_export_calibration(export: Path, pairs: pd.DataFrame) -> dict[str, float] | None:
+    """The export's calibration checked on ``pairs`` (test), written to ``calibration_test.json``
+    beside it for the report; ECE before and after (None where the export is not calibrated)."""
+    from shoprel.serve.calibration import CHECK_FILE, check_calibration
+    from shoprel.serve.onnx_scorer import OnnxScorer
+
+    scorer = OnnxScorer.load(export)
+    if scorer.calibration is None:
+        return None
+    scores = scorer.predict(pairs)["score"].to_numpy(float)
+    check = check_calibration(scorer.calibration, scores, pairs["label"], scorer.scale)
+    write_json(check, export / CHECK_FILE)
+    return {when: check[when]["calibration_error"] for when in ("before", "after")}
 
 
 def evaluation_models(out: Path) -> dict[str, str]:

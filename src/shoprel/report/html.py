@@ -23,6 +23,7 @@ from shoprel.eval import plots
 from shoprel.eval.evaluate import align_scores, predicted_labels
 from shoprel.eval.table import COLUMNS
 from shoprel.io import atomic_path
+from shoprel.serve.calibration import CHECK_FILE
 
 TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>shoprel report: {{ name }}</title>
@@ -147,6 +148,7 @@ def _optional_figures(run: Path) -> tuple[list[dict[str, str]], list[str]]:
             figures.append(_encoded(figure, f"data-size-{metric}", caption))
     else:
         notes.append("No data-size curve in this run (eval/data_size.json is absent).")
+    figures += _calibration_figures(run / "export" / CHECK_FILE, notes)
     latency = run / "export" / "latency.json"
     if latency.is_file():
         by_scorer = {
@@ -157,6 +159,25 @@ def _optional_figures(run: Path) -> tuple[list[dict[str, str]], list[str]]:
     else:
         notes.append("No serving latency in this run (export/latency.json is absent).")
     return figures, notes
+
+
+def _calibration_figures(path: Path, notes: list[str]) -> list[dict[str, str]]:
+    """The exported student's P(relevant) on test, before and after its dev calibration."""
+    if not path.is_file():
+        notes.append(f"No calibration check in this run (export/{path.name} is absent).")
+        return []
+    check = json.loads(path.read_text())
+    before, after = check["before"], check["after"]
+    curves = {"raw score, scale mapped to 0-1": before, "calibrated P(relevant)": after}
+    ece = f"ECE {before['calibration_error']:.3f} before, {after['calibration_error']:.3f} after"
+    title = f"student P(relevant) on test: {ece} calibration"
+    figure = plots.reliability_figure(curves, title.replace(": ", "\n"), plots.PROBABILITY_AXES)
+    for name, cut in check["thresholds"].items():
+        notes.append(
+            f"The dev cut for {name.replace('_', ' ')} (relevance >= {cut['relevance']:.3f}) "
+            f"gives precision {cut['precision']}, recall {cut['recall']} on test."
+        )
+    return [_encoded(figure, "calibration", title)]
 
 
 def dpo_notes(judge_dir: Path) -> list[str]:

@@ -11,6 +11,9 @@ Fitted on dev when a student is exported with ``--data`` and stored in the expor
 - **thresholds**: the lowest relevance at which the dev pairs above it are "relevant" with
   precision 0.9 and 0.95 (none where dev never gets there), with the recall each keeps.
 
+:func:`check_calibration` says how the map holds on pairs it was not fitted on (the pipeline
+checks it on test): ECE and reliability before and after, and the thresholds' precision there.
+
 Both maps rise with the score (a model whose scores fall with relevance gets the base rate), are
 stored as points or two numbers, and are applied with numpy alone (isotonic: linear
 interpolation, flat beyond the ends).
@@ -24,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from shoprel.data.schema import GradeScale
-from shoprel.eval.metrics import expected_calibration_error
+from shoprel.eval.metrics import expected_calibration_error, reliability_summary
 
 METHODS = ("isotonic", "platt")
+CHECK_FILE = "calibration_test.json"  # check_calibration on test, beside a pipeline's export
 PRECISIONS = (0.9, 0.95)
 FOLDS = 5
 
@@ -98,6 +102,36 @@ def fit_calibration(
             "ece": round(expected_calibration_error(probs, relevant), 5),
         },
     )
+
+
+def check_calibration(
+    calibration: Calibration, scores: np.ndarray, labels: np.ndarray, scale: GradeScale
+) -> dict[str, Any]:
+    """P(relevant) on held-out pairs, before and after ``calibration``: reliability bins and ECE,
+    and the precision and recall the dev thresholds reach there. "Before" is the raw score mapped
+    linearly from the label scale onto [0, 1], the reading a user has without the calibration."""
+    scores, relevant = np.asarray(scores, dtype=float), ~scale.is_bad(np.asarray(labels, float))
+    before = np.clip((scores - scale.low) / (scale.high - scale.low), 0.0, 1.0)
+    after = calibration.relevance(scores)
+    cuts = {
+        name: _held_out_cut(after, relevant, cut["relevance"])
+        for name, cut in calibration.thresholds.items()
+        if cut is not None
+    }
+    return {
+        "pairs": len(scores),
+        "relevant_share": round(float(relevant.mean()), 4),
+        "before": reliability_summary(before, relevant),
+        "after": reliability_summary(after, relevant),
+        "thresholds": cuts,
+    }
+
+
+def _held_out_cut(probs: np.ndarray, relevant: np.ndarray, cut: float) -> dict[str, float]:
+    kept = probs >= cut
+    precision = float(relevant[kept].mean()) if kept.any() else float("nan")
+    recall = float(relevant[kept].sum() / max(relevant.sum(), 1))
+    return {"relevance": cut, "precision": round(precision, 4), "recall": round(recall, 4)}
 
 
 def _out_of_fold_ece(
