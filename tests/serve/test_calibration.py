@@ -14,7 +14,12 @@ from fastapi.testclient import TestClient
 
 from shoprel.data.schema import get_scale
 from shoprel.serve.app import ServeSettings, create_app
-from shoprel.serve.calibration import Calibration, check_calibration, fit_calibration
+from shoprel.serve.calibration import (
+    Calibration,
+    check_calibration,
+    fit_calibration,
+    unit_reading,
+)
 from shoprel.serve.onnx_scorer import OnnxScorer
 from shoprel.serve.reranker import Reranker
 
@@ -98,6 +103,13 @@ def test_on_held_out_pairs_a_score_off_its_level_is_calibrated_and_the_cuts_hold
     for name, cut in check["thresholds"].items():  # the dev cuts reach their precision here too
         assert cut["precision"] >= float(name.split("_")[1]) - 0.03
         assert cut["relevance"] == calibration.thresholds[name]["relevance"]
+
+
+def test_the_uncalibrated_reading_follows_how_the_model_scores() -> None:
+    scores = np.array([-0.3, 0.4, 1.0, 2.0, 3.5])
+    # a distilled student learned the teacher's score on 0-1; a labels model scores on 1-3
+    assert unit_reading(scores, HOME_DEPOT, "identity").tolist() == [0.0, 0.4, 1.0, 1.0, 1.0]
+    assert unit_reading(scores, HOME_DEPOT, "sigmoid").tolist() == [0.0, 0.0, 0.0, 0.5, 1.0]
 
 
 def test_dev_on_one_side_of_the_cut_is_refused() -> None:

@@ -203,7 +203,9 @@ def check_export_calibration(export: Path, pairs: pd.DataFrame) -> dict[str, flo
     if scorer.calibration is None:
         return None
     scores = scorer.predict(pairs)["score"].to_numpy(float)
-    check = check_calibration(scorer.calibration, scores, pairs["label"], scorer.scale)
+    check = check_calibration(
+        scorer.calibration, scores, pairs["label"], scorer.scale, scorer.activation
+    )
     write_json(check, export / CHECK_FILE)
     return {when: check[when]["calibration_error"] for when in ("before", "after")}
 

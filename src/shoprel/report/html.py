@@ -168,7 +168,7 @@ def _calibration_figures(path: Path, notes: list[str]) -> list[dict[str, str]]:
         return []
     check = json.loads(path.read_text())
     before, after = check["before"], check["after"]
-    curves = {"raw score, scale mapped to 0-1": before, "calibrated P(relevant)": after}
+    curves = {"raw score read on 0-1": before, "calibrated P(relevant)": after}
     ece = f"ECE {before['calibration_error']:.3f} before, {after['calibration_error']:.3f} after"
     title = f"student P(relevant) on test: {ece} calibration"
     figure = plots.reliability_figure(curves, title.replace(": ", "\n"), plots.PROBABILITY_AXES)

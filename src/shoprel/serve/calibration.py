@@ -105,13 +105,17 @@ def fit_calibration(
 
 
 def check_calibration(
-    calibration: Calibration, scores: np.ndarray, labels: np.ndarray, scale: GradeScale
+    calibration: Calibration,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    scale: GradeScale,
+    activation: str = "sigmoid",
 ) -> dict[str, Any]:
     """P(relevant) on held-out pairs, before and after ``calibration``: reliability bins and ECE,
-    and the precision and recall the dev thresholds reach there. "Before" is the raw score mapped
-    linearly from the label scale onto [0, 1], the reading a user has without the calibration."""
+    and the precision and recall the dev thresholds reach there. "Before" is the score read on
+    [0, 1] as a user would without the calibration (:func:`unit_reading`)."""
     scores, relevant = np.asarray(scores, dtype=float), ~scale.is_bad(np.asarray(labels, float))
-    before = np.clip((scores - scale.low) / (scale.high - scale.low), 0.0, 1.0)
+    before = unit_reading(scores, scale, activation)
     after = calibration.relevance(scores)
     cuts = {
         name: _held_out_cut(after, relevant, cut["relevance"])
@@ -125,6 +129,15 @@ def check_calibration(
         "after": reliability_summary(after, relevant),
         "thresholds": cuts,
     }
+
+
+def unit_reading(scores: np.ndarray, scale: GradeScale, activation: str) -> np.ndarray:
+    """The raw score on [0, 1]: a ``sigmoid`` model's score is on the label scale, mapped linearly;
+    an ``identity`` one (a distilled student) learned the teacher's score already mapped to [0, 1]
+    and is clipped there."""
+    if activation == "identity":
+        return np.clip(scores, 0.0, 1.0)
+    return np.clip((scores - scale.low) / (scale.high - scale.low), 0.0, 1.0)
 
 
 def _held_out_cut(probs: np.ndarray, relevant: np.ndarray, cut: float) -> dict[str, float]:
