@@ -348,6 +348,9 @@ def student_train(
     loss: Annotated[
         str | None, typer.Option(help="margin-mse (default with --labels) | mse | labels")
     ] = None,
+    pointwise_weight: Annotated[
+        float | None, typer.Option(help="margin-mse: weight of a pointwise MSE term beside it")
+    ] = None,
     labels: Annotated[
         list[Path], typer.Option("--labels", help="teacher label dir (repeatable)")
     ] = [],  # noqa: B006
@@ -371,6 +374,7 @@ def student_train(
         base=base,
         layers=layers,
         loss=loss,
+        pointwise_weight=pointwise_weight,
         labels=[str(d) for d in labels] or None,
         augment_frac=augment_frac,
         epochs=epochs,

@@ -99,6 +99,23 @@ def test_module_groups_by_id_column_else_by_query(
     assert one_group == pytest.approx(hand_margin_mse(logits.tolist(), teacher.tolist()))
 
 
+def test_the_pointwise_term_pins_the_level_the_margins_leave_free(
+    model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    teacher = torch.tensor([0.9, 0.1, 0.3, 0.5, 1.5])
+    inputs = [["drill"] * 3 + ["rug"] * 2, ["d1", "d2", "d3", "r1", "r2"]]
+    margins, weighted = GroupMarginMSELoss(model), GroupMarginMSELoss(model, pointwise_weight=0.5)
+    for shift in (0.0, 2.0):  # the teacher's scores moved by a constant: same margins
+        logits = teacher + shift
+        for loss in (margins, weighted):
+            monkeypatch.setattr(loss, "logits_from_pairs", lambda pairs, logits=logits, **_: logits)
+        assert margins(inputs, teacher).item() == pytest.approx(0.0, abs=1e-9)
+        assert weighted(inputs, teacher).item() == pytest.approx(0.5 * shift**2)
+    assert weighted.get_config_dict()["pointwise_weight"] == 0.5
+    with pytest.raises(ValueError, match="pointwise_weight"):
+        GroupMarginMSELoss(model, pointwise_weight=-1.0)
+
+
 def test_module_checks_its_inputs(model: Any, tiny_bert: Path) -> None:
     from sentence_transformers.cross_encoder import CrossEncoder
 

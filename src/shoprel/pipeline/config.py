@@ -44,13 +44,16 @@ class TeacherStageConfig:
 class StudentStageConfig:
     """The distilled student and its comparisons.
 
-    loss: the distilled student's loss (``margin-mse`` or ``mse``); model: the rest of its
-    training config (``labels`` is set by the pipeline). label_only: also train the same model on
-    the human labels (the no-teacher baseline). curve_fracs: shares of the augmented pairs for
-    extra students that draw the data-size curve in the report (``[]``: no curve).
+    loss: the distilled student's loss (``margin-mse`` or ``mse``); pointwise_weight: with
+    ``margin-mse``, the weight of a pointwise MSE term beside the margins (keeps the scores'
+    level); model: the rest of its training config (``labels`` is set by the pipeline).
+    label_only: also train the same model on the human labels (the no-teacher baseline).
+    curve_fracs: shares of the augmented pairs for extra students that draw the data-size curve
+    in the report (``[]``: no curve).
     """
 
     loss: str = "margin-mse"
+    pointwise_weight: float = 0.0
     model: StudentTrainConfig = field(default_factory=StudentTrainConfig)
     label_only: bool = True
     curve_fracs: list[float] = field(default_factory=list)

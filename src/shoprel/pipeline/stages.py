@@ -150,7 +150,9 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     """The distilled student; the label-only student and the curve's students where asked."""
     stage = cfg.student
     labels = [str(out / "labels-train"), str(out / "labels-augment")]
-    distilled = replace(stage.model, labels=labels, loss=stage.loss)
+    distilled = replace(
+        stage.model, labels=labels, loss=stage.loss, pointwise_weight=stage.pointwise_weight
+    )
     jobs = {DISTILLED: (distilled, out / "student")}
     if stage.label_only:
         jobs[LABEL_ONLY] = (

@@ -8,8 +8,10 @@ Losses:
 
 - ``margin-mse`` (the default with ``--labels``): for each query, over all pairs of its items
   i < j, the mean of ((s_i − s_j) − (t_i − t_j))², with t the teacher's scores
-  (:class:`~shoprel.student.losses.GroupMarginMSELoss`). Batches hold whole queries
-  (:class:`~shoprel.student.sampler.QueryGroupBatchSampler`); queries with one item are dropped.
+  (:class:`~shoprel.student.losses.GroupMarginMSELoss`), plus ``pointwise_weight`` times the
+  pointwise MSE (s − t)², which keeps the scores' level where margins alone leave it free.
+  Batches hold whole queries (:class:`~shoprel.student.sampler.QueryGroupBatchSampler`); queries
+  with one item are dropped.
 - ``mse``: pointwise MSE between the logit and the teacher score.
 - ``labels`` (the default without ``--labels``): binary cross-entropy on the human label mapped to
   [0, 1]; the no-teacher baseline and a member of a teacher ensemble.
@@ -70,6 +72,8 @@ class StudentTrainConfig:
         layers (int, defaults to 0 = all): keep only the base's first ``layers`` transformer
             layers (a smaller, faster student: 2, 3 or 4 of MiniLM-L6's 6).
         loss (str, defaults to ``margin-mse`` with label dirs, else ``labels``): see module doc.
+        pointwise_weight (float, defaults to 0.0): ``margin-mse`` only; weight of the pointwise
+            MSE term beside the margins.
     Data:
         labels (list[str], defaults to none): teacher label dirs (``shoprel label``).
         augment_frac (float, defaults to 1.0): share of the augmented pairs kept, by whole query.
@@ -88,6 +92,7 @@ class StudentTrainConfig:
     base: str = "minilm-l6"
     layers: int = 0
     loss: str | None = None
+    pointwise_weight: float = 0.0
     labels: list[str] = field(default_factory=list)
     augment_frac: float = 1.0
     fields: list[str] = field(default_factory=lambda: ["brand", "category"])
@@ -121,6 +126,12 @@ class StudentTrainConfig:
             raise ValueError(f"augment_frac: expected a share in [0, 1], got {self.augment_frac}")
         if self.layers < 0:
             raise ValueError(f"layers: expected 0 (all) or a count >= 1, got {self.layers}")
+        if self.pointwise_weight and self.loss != "margin-mse":
+            raise ValueError(
+                f"pointwise_weight: adds to the margin-mse loss, but loss is {self.loss!r}"
+            )
+        if self.pointwise_weight < 0:
+            raise ValueError(f"pointwise_weight: expected >= 0, got {self.pointwise_weight}")
         if self.loss == "margin-mse" and self.batch_size < 2:
             raise ValueError(f"batch_size: margin-mse needs >= 2 pairs, got {self.batch_size}")
 
@@ -174,13 +185,14 @@ def to_dataset(pairs: pd.DataFrame, cfg: StudentTrainConfig) -> Any:
     return Dataset.from_dict(columns)
 
 
-def make_loss(name: str, model: Any) -> Any:
+def make_loss(cfg: StudentTrainConfig, model: Any) -> Any:
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, MSELoss
 
     from shoprel.student.losses import GroupMarginMSELoss
 
-    losses = {"labels": BinaryCrossEntropyLoss, "mse": MSELoss, "margin-mse": GroupMarginMSELoss}
-    return losses[name](model)
+    if cfg.loss == "margin-mse":
+        return GroupMarginMSELoss(model, pointwise_weight=cfg.pointwise_weight)
+    return {"labels": BinaryCrossEntropyLoss, "mse": MSELoss}[cfg.loss](model)
 
 
 def pairs_per_epoch(pairs: pd.DataFrame, cfg: StudentTrainConfig) -> int:
@@ -255,7 +267,7 @@ def train_cross_encoder(
         model=model,
         args=training_arguments(cfg, out),
         train_dataset=to_dataset(pairs, cfg),
-        loss=make_loss(cfg.loss, model),
+        loss=make_loss(cfg, model),
         callbacks=[tracker],
     )
     started = time.perf_counter()

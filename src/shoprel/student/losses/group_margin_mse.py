@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from sentence_transformers.cross_encoder.losses import MarginMSELoss
 from torch import Tensor
@@ -14,13 +16,18 @@ class GroupMarginMSELoss(MarginMSELoss):
     ``((s_i - s_j) - (t_i - t_j))²``, with ``s`` the student's logits (after ``activation_fn``) and
     ``t`` the teacher's scores; the loss is the mean of that over the groups with two or more items.
     Items of different groups are never compared, and adding a constant to all of one group's
-    student (or teacher) scores leaves the loss unchanged. Unlike the library's ``MarginMSELoss``,
+    student (or teacher) scores leaves the margin term unchanged: margins alone leave the level
+    of the scores free, which costs AUC across queries and any reading of the score as a grade.
+    ``pointwise_weight`` adds ``w * mean((s - t)²)`` over all items, which pins the level to the
+    teacher's while the margins still carry the order within a query. Unlike the library's
+    ``MarginMSELoss``,
     a group may hold any number of items; the batch must keep each query's items together (see
     :class:`shoprel.student.sampler.QueryGroupBatchSampler`).
 
     Args:
         model: a ``CrossEncoder`` with ``num_labels == 1``.
         activation_fn: applied to the logits before the margins (defaults to identity).
+        pointwise_weight: weight of the pointwise MSE term (0: margins only).
 
     References:
         - Knowledge Distillation for Enhancing Walmart E-commerce Search Relevance Using Large
@@ -63,6 +70,12 @@ class GroupMarginMSELoss(MarginMSELoss):
             trainer.train()
     """
 
+    def __init__(self, model: Any, pointwise_weight: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        if pointwise_weight < 0:
+            raise ValueError(f"pointwise_weight: expected >= 0, got {pointwise_weight}")
+        self.pointwise_weight = pointwise_weight
+
     def forward(
         self,
         inputs: list[list[str]],
@@ -86,7 +99,14 @@ class GroupMarginMSELoss(MarginMSELoss):
         scores = self.logits_from_pairs(
             list(zip(queries, documents, strict=True)), prompt=prompt, task=task
         )
-        return group_margin_mse(scores, labels.view(-1).to(scores), group_index(groups))
+        teacher = labels.view(-1).to(scores)
+        loss = group_margin_mse(scores, teacher, group_index(groups))
+        if self.pointwise_weight:
+            loss = loss + self.pointwise_weight * (scores - teacher).square().mean()
+        return loss
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return super().get_config_dict() | {"pointwise_weight": self.pointwise_weight}
 
 
 def group_index(groups: list) -> Tensor:
