@@ -152,20 +152,20 @@ def student_scores(name: str, args: argparse.Namespace, sample: pd.DataFrame) ->
     return pd.read_parquet(cached)
 
 
-def against_label_only(
-    names: list[str], args: argparse.Namespace, sample: pd.DataFrame
+def against(
+    names: list[str], baseline: str, args: argparse.Namespace, sample: pd.DataFrame
 ) -> dict[str, dict[str, Any]]:
-    """Each distilled student minus the label-only student on pairwise accuracy and AUC, with a
-    95% interval from resampling whole queries (paired: both scored on the same draw)."""
+    """Each student minus the ``baseline`` student on pairwise accuracy and AUC, with a 95%
+    interval from resampling whole queries (paired: both scored on the same draw)."""
     _, scale = read_split(args.data, args.split)
     aligned = {
         name: align_scores(sample, student_scores(name, args, sample), name)["score"].to_numpy()
-        for name in ["label-only", *names]
+        for name in [baseline, *names]
     }
     fns = ranking_metric_fns(scale)
     return {
         name: {
-            key: paired_bootstrap(sample, aligned[name], aligned["label-only"], fn, seed=args.seed)
+            key: paired_bootstrap(sample, aligned[name], aligned[baseline], fn, seed=args.seed)
             for key, fn in fns.items()
         }
         for name in names
@@ -194,8 +194,10 @@ def teacher_point(args: argparse.Namespace, sample: pd.DataFrame) -> dict[str, A
     return evaluate(sample, aligned, args) | {"augmented_pairs": None}
 
 
-def versus_table(versus: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="distilled minus label-only (95% interval over query resamples)")
+def versus_table(
+    versus: dict[str, dict[str, Any]], title: str = "distilled minus label-only"
+) -> Table:
+    table = Table(title=f"{title} (95% interval over query resamples)")
     table.add_column("student")
     for key in ("pairwise_accuracy", "auc"):
         table.add_column(f"{key} diff [low, high]", justify="right")
@@ -252,7 +254,7 @@ def main() -> None:
     }
     table = {"teacher": teacher, "label-only": label_only}
     table |= {f"student +{p['augmented_pairs']} aug": p for p in points}
-    versus = against_label_only(list(results), args, sample)
+    versus = against(list(results), "label-only", args, sample)
     details = {"details": table, "vs_label_only": versus, "quick": args.quick}
     write_json(summary | details, args.out / "distill_scaling.json")
     console = Console(width=160)

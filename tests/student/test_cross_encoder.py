@@ -213,3 +213,12 @@ def test_a_student_keeps_the_first_layers_of_its_base(
     assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 1
     scores = load_scorer(out).predict(pd.read_parquet(demo_data / "test.parquet").head(20))
     assert np.isfinite(scores["score"]).all()
+
+
+def test_the_pointwise_term_belongs_to_margin_mse_only() -> None:
+    with pytest.raises(ValueError, match="pointwise_weight: adds to the margin-mse loss"):
+        StudentTrainConfig(loss="labels", pointwise_weight=0.5)
+    with pytest.raises(ValueError, match="pointwise_weight: adds to the margin-mse loss"):
+        StudentTrainConfig(loss="mse", labels=["labels-dir"], pointwise_weight=0.5)
+    cfg = StudentTrainConfig(labels=["labels-dir"], pointwise_weight=0.5)
+    assert cfg.loss == "margin-mse" and cfg.pointwise_weight == 0.5
