@@ -24,9 +24,8 @@ test: setup
 
 # every benchmark with --quick, on the quickstart run `make demo` leaves (run that first)
 BENCHMARKS := baselines teacher_scoring teacher_quality lref_ablation dpo_on_judge \
-	labeling_throughput distill_scaling pointwise_weight student_frontier latency_levers serving_latency \
-	serving_load \
-	serving_soak
+	labeling_throughput distill_scaling pointwise_weight student_frontier latency_levers \
+	serving_latency serving_load serving_soak
 bench: setup
 	test -f runs/quickstart/metrics.json || $(BIN)/shoprel quickstart
 	set -e; for name in $(BENCHMARKS); do \
