@@ -56,20 +56,14 @@ QUICK = {"max_dev_pairs": 500, "max_train_pairs": 1000, "max_aug_pairs": 2000, "
 QUICK["fracs"] = "0,1"
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_student_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data, labels and training settings of the students (shared with
+    ``pointwise_weight.py``)."""
     parser.add_argument("--data", type=Path, help="prepared data dir (quickstart's)")
     parser.add_argument("--labels-train", type=Path, help="teacher labels, train (quickstart's)")
     parser.add_argument("--labels-aug", type=Path, help="teacher labels, augmented (quickstart's)")
-    parser.add_argument("--out", type=Path, default=Path("runs/distill-scaling"))
-    teacher = parser.add_mutually_exclusive_group()
-    teacher.add_argument("--teacher-scores", type=Path, help="the teacher's scores of --split")
-    teacher.add_argument("--teacher", type=Path, help="a model dir shoprel saved, to score --split")
-    parser.add_argument("--fracs", help="shares of the augmented pairs (0,0.25,0.5,1; quick: 0,1)")
     parser.add_argument("--base", default="minilm-l6", help="encoder alias, dir or hub id")
-    parser.add_argument("--loss", default="margin-mse", choices=["margin-mse", "mse"])
-    parser.add_argument("--split", default="dev", help="split the models are compared on")
-    parser.add_argument("--max-dev-pairs", type=int, help="whole queries (2000; 0: all)")
+    parser.add_argument("--max-dev-pairs", type=int, help="dev sample, whole queries (0: all)")
     parser.add_argument("--max-train-pairs", type=int, help="train-split pairs (0: all)")
     parser.add_argument("--max-aug-pairs", type=int, help="augmented pool, whole queries (0: all)")
     parser.add_argument("--epochs", type=float, help="passes over the pairs (1)")
@@ -77,13 +71,46 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help=f"sizes not given: {QUICK}")
+
+
+def parse_sizes(parser: argparse.ArgumentParser, sizes: dict, quick: dict) -> argparse.Namespace:
+    """The arguments, each size not given taken from ``quick`` or ``sizes``; the data and labels
+    not given are the quickstart run's."""
+    parser.add_argument("--quick", action="store_true", help=f"sizes not given: {quick}")
     args = parser.parse_args()
-    for key, value in (QUICK if args.quick else SIZES).items():
+    for key, value in (quick if args.quick else sizes).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.fracs = [float(f) for f in args.fracs.split(",")]
     fill(args, data="data", labels_train="labels_train", labels_aug="labels_aug")
+    return args
+
+
+def common_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``StudentTrainConfig`` keywords every student of a run shares."""
+    return dict(
+        base=args.base,
+        max_train_pairs=args.max_train_pairs,
+        max_dev_pairs=args.max_dev_pairs,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_student_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("runs/distill-scaling"))
+    teacher = parser.add_mutually_exclusive_group()
+    teacher.add_argument("--teacher-scores", type=Path, help="the teacher's scores of --split")
+    teacher.add_argument("--teacher", type=Path, help="a model dir shoprel saved, to score --split")
+    parser.add_argument("--fracs", help="shares of the augmented pairs (0,0.25,0.5,1; quick: 0,1)")
+    parser.add_argument("--loss", default="margin-mse", choices=["margin-mse", "mse"])
+    parser.add_argument("--split", default="dev", help="split the models are compared on")
+    args = parse_sizes(parser, SIZES, QUICK)
+    args.fracs = [float(f) for f in args.fracs.split(",")]
     if args.teacher is None and args.teacher_scores is None:
         args.teacher = artifact("teacher")
     return args
@@ -101,16 +128,7 @@ def augmented_pool(args: argparse.Namespace) -> Path:
 
 
 def student_configs(args: argparse.Namespace, pool: Path) -> dict[str, StudentTrainConfig]:
-    common = dict(
-        base=args.base,
-        max_train_pairs=args.max_train_pairs,
-        max_dev_pairs=args.max_dev_pairs,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-    )
+    common = common_settings(args)
     configs = {"label-only": StudentTrainConfig(loss="labels", **common)}
     for frac in args.fracs:
         labels = [str(args.labels_train), str(pool)]

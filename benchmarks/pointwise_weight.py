@@ -25,8 +25,16 @@ from copy import copy
 from pathlib import Path
 from typing import Any
 
-from distill_scaling import against, augmented_pool, run_point, student_scores, versus_table
-from quickstart_run import fill
+from distill_scaling import (
+    add_student_arguments,
+    against,
+    augmented_pool,
+    common_settings,
+    parse_sizes,
+    run_point,
+    student_scores,
+    versus_table,
+)
 from rich.console import Console
 
 from shoprel.data.splits import read_split
@@ -37,51 +45,31 @@ from shoprel.student.data import take_queries
 from shoprel.student.train import StudentTrainConfig
 
 KEYS = ("pairwise_accuracy", "auc", "rmse")
-SIZES = {"max_dev_pairs": 2000, "max_train_pairs": 0, "max_aug_pairs": 0, "weights": "0,0.1,0.3,1"}
-QUICK = {"max_dev_pairs": 500, "max_train_pairs": 1000, "max_aug_pairs": 2000, "weights": "0,1"}
+SIZES = {"max_dev_pairs": 2000, "max_train_pairs": 0, "max_aug_pairs": 0, "epochs": 1.0}
+SIZES["weights"] = "0,0.1,0.3,1"
+QUICK = {"max_dev_pairs": 500, "max_train_pairs": 1000, "max_aug_pairs": 2000, "epochs": 1.0}
+QUICK["weights"] = "0,1"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="prepared data dir (quickstart's)")
-    parser.add_argument("--labels-train", type=Path, help="teacher labels, train (quickstart's)")
-    parser.add_argument("--labels-aug", type=Path, help="teacher labels, augmented (quickstart's)")
+    add_student_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs/pointwise-weight"))
     parser.add_argument("--weights", help="pointwise weights (0,0.1,0.3,1; quick: 0,1)")
-    parser.add_argument("--base", default="minilm-l6", help="encoder alias, dir or hub id")
-    parser.add_argument("--max-dev-pairs", type=int, help="dev sample, whole queries (0: all)")
-    parser.add_argument("--max-train-pairs", type=int, help="train-split pairs (0: all)")
-    parser.add_argument("--max-aug-pairs", type=int, help="augmented pool, whole queries (0: all)")
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=96)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help=f"sizes not given: {QUICK}")
-    args = parser.parse_args()
-    for key, value in (QUICK if args.quick else SIZES).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = parse_sizes(parser, SIZES, QUICK)
     args.weights = sorted({float(w) for w in args.weights.split(",")} | {0.0})
-    fill(args, data="data", labels_train="labels_train", labels_aug="labels_aug")
     args.split = "dev"
     return args
 
 
 def configs(args: argparse.Namespace, pool: Path) -> dict[str, StudentTrainConfig]:
-    common = dict(
-        base=args.base,
-        loss="margin-mse",
-        labels=[str(args.labels_train), str(pool)],
-        max_train_pairs=args.max_train_pairs,
-        max_dev_pairs=args.max_dev_pairs,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-    )
-    return {name(w): StudentTrainConfig(pointwise_weight=w, **common) for w in args.weights}
+    labels = [str(args.labels_train), str(pool)]
+    return {
+        name(w): StudentTrainConfig(
+            loss="margin-mse", labels=labels, pointwise_weight=w, **common_settings(args)
+        )
+        for w in args.weights
+    }
 
 
 def name(weight: float) -> str:
