@@ -50,9 +50,9 @@ def parse_args() -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=JSON",
-        help="a DPO run with these trl.DPOConfig keywords, e.g. "
-        'gentle=\'{"beta": 0.5, "learning_rate": 5e-6}\' (repeatable; default: DPO alone and '
-        "with TRL's SFT term at the stage's defaults)",
+        help="a DPO run with these trl.DPOConfig keywords, and shoprel DpoConfig fields such as "
+        'top_k and balance, e.g. gentle=\'{"beta": 0.5, "learning_rate": 5e-6, "top_k": 3}\' '
+        "(repeatable; default: DPO alone and with TRL's SFT term at the stage's defaults)",
     )
     parser.add_argument("--quick", action="store_true", help="100 pool pairs, direct mode")
     args = parser.parse_args()
@@ -72,6 +72,16 @@ def _variant(text: str, parser: argparse.ArgumentParser) -> tuple[str, dict[str,
     if not name or not isinstance(value, dict):
         parser.error(f"--variant {text!r}: expected NAME=JSON object")
     return name, value
+
+
+def variant_config(keywords: dict[str, Any], args: argparse.Namespace) -> DpoConfig:
+    """The stage's config of one variant: its ``DpoConfig`` fields (``top_k``, ``balance``,
+    ``max_pool_pairs``, ...) as given, every other keyword a TRL ``DPOConfig`` one."""
+    own = {f.name for f in fields(DpoConfig)} - {"enabled", "args"}
+    stage = {"max_pool_pairs": args.max_pool_pairs, "mode": "direct" if args.quick else "auto"}
+    stage |= {k: v for k, v in keywords.items() if k in own}  # cot mode: minutes of reasoning
+    trl_args = {k: v for k, v in keywords.items() if k not in own}
+    return DpoConfig(enabled=True, args=trl_args, **stage)
 
 
 def judge_config(judge: Path) -> TeacherTrainConfig:
@@ -101,12 +111,9 @@ def main() -> None:
     data = StageData(pool, dev, scale, args.data, start=args.judge)
     rows: dict[str, dict[str, Any]] = {}
     facts: dict[str, Any] = {}
-    for name, trl_args in args.variants.items():
+    for name, keywords in args.variants.items():
         out = args.out / name.replace(" ", "-").replace("+", "and")
-        mode = "direct" if args.quick else "auto"  # cot mode generates reasoning: minutes
-        dpo_cfg = DpoConfig(
-            enabled=True, max_pool_pairs=args.max_pool_pairs, mode=mode, args=trl_args
-        )
+        dpo_cfg = variant_config(keywords, args)
         if read_stage_metrics(out) is None:
             dpo.run(replace(cfg, dpo=dpo_cfg), data, out)
         record = read_stage_metrics(out)
