@@ -236,7 +236,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
             except ValueError as error:
                 raise ApiError(422, f"invalid request: {error}") from error
             scores = await submit(batcher, [request.query] * len(items), items)
-        relevance = model.calibration.relevance(scores) if model.calibration else None
+        relevance = model.relevance(scores)
         ranked = rank(items, scores, request.top_k, relevance, request.min_relevance)
         return RerankResponse(model=model.name, results=[RerankResult(**asdict(r)) for r in ranked])
 
@@ -255,8 +255,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         items = [{"title": text} for text in texts]
         async with serving() as (model, batcher):
             scores = await submit(batcher, [request.query] * len(items), items)
-        calibration = model.calibration
-        relevance = calibration.relevance(scores) if calibration else None
+        relevance = model.relevance(scores)
         results = [
             CohereRerankResult(
                 index=hit.index,
@@ -267,7 +266,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
             )
             for hit in rank(items, scores, request.top_n, relevance)
         ]
-        meta = CohereMeta(warnings=None if calibration else [UNCALIBRATED])
+        meta = CohereMeta(warnings=None if model.calibration else [UNCALIBRATED])
         return CohereRerankResponse(id=str(uuid.uuid4()), results=results, meta=meta)
 
     @app.post("/v1/admin/reload", responses=errors, dependencies=auth)

@@ -56,6 +56,10 @@ class Reranker:
         """The dev calibration of an export made with ``--data`` (else None)."""
         return getattr(self.scorer, "calibration", None)
 
+    def relevance(self, scores: np.ndarray) -> np.ndarray | None:
+        """P(relevant) of each score where the export is calibrated, else None."""
+        return self.calibration.relevance(scores) if self.calibration else None
+
     def score_pairs(self, queries: Sequence[str], items: Sequence[Item]) -> np.ndarray:
         """One score per (query, item) pair, in order."""
         if len(queries) != len(items):
@@ -83,7 +87,7 @@ class Reranker:
         check_top_k(top_k)
         check_min_relevance(min_relevance, self.calibration)
         scores = self.score(query, items)
-        relevance = self.calibration.relevance(scores) if self.calibration else None
+        relevance = self.relevance(scores)
         return rank(items, scores, top_k, relevance, min_relevance)
 
 
