@@ -5,10 +5,11 @@
         --model ensemble=runs/hd/ensemble --baseline bm25 --baseline biencoder
 
 Each model (a dir, or an encoder alias such as ``minilm-l6``) scores the split once (cached in
-``--out/cache/SPLIT``); an ensemble reuses its members' scores. Prints a table, then one JSON
-object (the last line) with each model's metrics, training pairs, training seconds and scoring
-pairs/s. ``--compare A:B`` (repeatable) adds the paired bootstrap over queries of A minus B on
-pairwise accuracy and AUC (95% interval, 1,000 resamples). ``--plot`` draws each model's
+``--out/cache/SPLIT``); an ensemble reuses its members' scores. ``--scores NAME=FILE`` adds a
+scores file written by ``shoprel score`` (a judge scored with ``--int8``, say). Prints a table,
+then one JSON object (the last line) with each model's metrics, training pairs, training seconds
+and scoring pairs/s. ``--compare A:B`` (repeatable) adds the paired bootstrap over queries of A
+minus B on pairwise accuracy and AUC (95% interval, 1,000 resamples). ``--plot`` draws each model's
 reliability: mean true label against mean predicted label (the grade distribution's expectation,
 or a linear map cross-fitted by query) in ten bins.
 """
@@ -39,6 +40,12 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", type=Path, default=Path("runs/teacher-quality"))
     parser.add_argument("--model", action="append", default=[], help="NAME=DIR")
+    parser.add_argument(
+        "--scores",
+        action="append",
+        default=[],
+        help="NAME=FILE, a scores file of the split (`shoprel score`, e.g. with --int8)",
+    )
     parser.add_argument("--baseline", action="append", default=[], help="bm25 | biencoder")
     parser.add_argument("--plot", type=Path, help="reliability diagram of the models (PNG)")
     parser.add_argument(
@@ -72,6 +79,9 @@ def main() -> None:
         aligned_scores[name] = scores
     models = dict(item.partition("=")[::2] for item in args.model)
     metrics, scores = compare_models(models, pairs, scale, args.out / "cache" / args.split)
+    for name, path in (item.partition("=")[::2] for item in args.scores):
+        scores[name] = align_scores(pairs, pd.read_parquet(path), f"{name} ({path})")
+        metrics[name] = evaluate_scores(pairs, scores[name], scale)
     aligned_scores |= scores
     for name, aligned in scores.items():
         results[name] = metrics[name]
