@@ -144,6 +144,9 @@ def teacher_train(
     grad_accum: Annotated[int | None, typer.Option(help="gradient accumulation steps")] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank")] = None,
     full: Annotated[bool, typer.Option(help="fine-tune every weight instead of LoRA")] = False,
+    head: Annotated[
+        str | None, typer.Option(help="grade logits from: verbalizer | classifier (trained)")
+    ] = None,
     max_train_pairs: Annotated[
         int | None, typer.Option(help="sample of train pairs (0: all)")
     ] = None,
@@ -182,6 +185,7 @@ def teacher_train(
     overrides = dict(
         base=base,
         lora=False if full else None,
+        head=head,
         max_train_pairs=max_train_pairs,
         max_dev_pairs=max_dev_pairs,
         seed=seed,

@@ -205,3 +205,75 @@ def test_a_few_steps_on_smollm2(demo_data: Path, tmp_path: Path) -> None:
         " substitute",
         " exact",
     ]
+
+
+def test_a_folded_grade_head_scores_as_it_did_in_training(
+    tiny_base: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    from shoprel.teacher.judge_io import save_merged
+    from shoprel.teacher.model import TeacherMeta, attach_grade_head, grade_logits, pad_right
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base)
+    builder = PromptBuilder(tokenizer, ESCI, PromptConfig())
+    embeddings = model.get_input_embeddings().weight.detach().clone()
+    attach_grade_head(model, builder.grade_ids)
+    with torch.no_grad():  # as training would move it
+        model.grade_head.weight.add_(torch.randn_like(model.grade_head.weight))
+    rows = [builder.encode(row) for row in dev_pairs(demo_data, 6).to_dict("records")]
+    ids, mask = pad_right(rows, tokenizer.pad_token_id)
+    grade_ids = torch.tensor(builder.grade_ids)
+    trained = grade_logits(model, ids, mask, grade_ids)
+    meta = TeacherMeta("tiny", "esci", list(ESCI.grades), builder.words, builder.grade_ids)
+    save_merged(model, tokenizer, meta, tmp_path)
+
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert not saved.config.tie_word_embeddings
+    assert torch.allclose(grade_logits(saved, ids, mask, grade_ids), trained, atol=1e-5)
+    # the prompt's tokens keep their embeddings; only the grade rows of the LM head moved
+    assert torch.equal(saved.get_input_embeddings().weight, embeddings)
+    head = saved.get_output_embeddings().weight
+    others = torch.ones(len(head), dtype=torch.bool)
+    others[grade_ids] = False
+    assert torch.equal(head[others], embeddings[others])
+    assert not torch.allclose(head[grade_ids], embeddings[grade_ids])
+
+
+def test_a_classifier_head_trains_resumes_and_loads_as_a_plain_judge(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shoprel.data.splits import dev_sample
+    from shoprel.teacher import grade_trainer as train_module
+    from shoprel.teacher.stage_io import judge_metrics
+
+    cfg = tiny_config(tiny_base, head="classifier")
+    whole = train_teacher(cfg, demo_data, tmp_path / "whole")
+    last = json.loads((whole / "dev_metrics.jsonl").read_text().splitlines()[-1])
+    dev = dev_sample(demo_data, cfg.max_dev_pairs, cfg.seed)
+    reloaded = judge_metrics(TeacherScorer.load(whole).predict(dev), dev, ESCI)
+    assert reloaded["auc"] == pytest.approx(last["auc"], abs=1e-6)
+    assert reloaded["rmse"] == pytest.approx(last["rmse"], abs=1e-6)
+
+    original = train_module.GradeTrainer.__init__
+
+    def with_crash(self, *args, **kwargs):
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAt(8)]
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.GradeTrainer, "__init__", with_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(cfg, demo_data, tmp_path / "resumed")
+    monkeypatch.undo()
+    resumed = train_teacher(cfg, demo_data, tmp_path / "resumed", resume=True)
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert "lm_head.weight" in a  # untied: the trained grade rows live in the LM head
+    grade_ids = json.loads((whole / "shoprel_teacher.json").read_text())["grade_ids"]
+    base = AutoModelForCausalLM.from_pretrained(tiny_base).get_input_embeddings().weight
+    moved = (a["lm_head.weight"][grade_ids] - base[grade_ids]).abs().max().item()
+    assert moved > 1e-3
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_an_unknown_head_is_refused(tiny_base: Path) -> None:
+    with pytest.raises(ValueError, match="head: expected one of"):
+        tiny_config(tiny_base, head="linear")

@@ -26,6 +26,7 @@ SELECT_METHODS = ("none", "random", "lref")
 COT_KINDS = ("ee", "ra", "dr")  # also the order of training
 GENERATORS = ("rules", "openai")
 DPO_MODES = ("auto", "direct", "cot")
+HEADS = ("verbalizer", "classifier")
 
 
 def _help(text: str, **kwargs: Any) -> Any:
@@ -379,6 +380,10 @@ class TeacherTrainConfig:
     Model:
         base (str, defaults to ``smollm2-135m-instruct``): causal LM alias, local dir or hub id.
         lora (bool, defaults to True): train LoRA adapters; False fine-tunes every weight.
+        head (str, defaults to ``verbalizer``): what the grade logits are read from at the last
+            token: ``verbalizer`` (the grade words' rows of the LM head, left as they are) or
+            ``classifier`` (those rows copied into a classifier that SFT trains, folded back into
+            the LM head when the judge is saved; a tied head is untied).
         peft (dict): ``peft.LoraConfig`` keywords over :data:`LORA_ARGS` (``r`` 16,
             ``lora_alpha`` 32, ``lora_dropout`` 0.05, ``target_modules`` all-linear); every stage
             trains this one adapter block.
@@ -411,6 +416,7 @@ class TeacherTrainConfig:
 
     base: str = "smollm2-135m-instruct"
     lora: bool = True
+    head: str = "verbalizer"
     peft: dict[str, Any] = field(
         default_factory=dict, metadata=args_help("peft.LoraConfig", LORA_ARGS)
     )
@@ -424,6 +430,8 @@ class TeacherTrainConfig:
     dpo: DpoConfig = field(default_factory=DpoConfig)
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head: expected one of {HEADS}, got {self.head!r}")
         if isinstance(self.prompt, dict):
             self.prompt = PromptConfig(**self.prompt)
         self.peft = _mapping("peft", self.peft)

@@ -25,8 +25,15 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from shoprel.data.schema import GradeScale
+from shoprel.models import resolve_model
 from shoprel.teacher.config import TeacherTrainConfig
-from shoprel.teacher.judge_io import library_config, load_base, save_merged, trainer_arguments
+from shoprel.teacher.judge_io import (
+    library_config,
+    load_base,
+    load_tokenizer,
+    save_merged,
+    trainer_arguments,
+)
 from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, pick_device
 from shoprel.teacher.prompts import PromptBuilder
 from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
@@ -141,8 +148,9 @@ def fit_judge(
     device = pick_device()
     set_cpu_threads()
     set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
-    model, tokenizer = load_base(cfg, device)
+    tokenizer = load_tokenizer(resolve_model(cfg.base))
     builder = PromptBuilder(tokenizer, scale, cfg.prompt)
+    model = load_base(cfg, device, builder.grade_ids)
     meta = TeacherMeta(
         base=cfg.base,
         scale=scale.name,

@@ -19,7 +19,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from shoprel.models import resolve_model
 from shoprel.teacher.config import TeacherTrainConfig
-from shoprel.teacher.model import META_FILE, TeacherMeta, pick_device, pick_dtype
+from shoprel.teacher.model import (
+    GRADE_HEAD,
+    META_FILE,
+    TeacherMeta,
+    attach_grade_head,
+    fold_grade_head,
+    pick_device,
+    pick_dtype,
+)
 
 
 def load_tokenizer(path: str | Path) -> Any:
@@ -30,16 +38,21 @@ def load_tokenizer(path: str | Path) -> Any:
     return tokenizer
 
 
-def load_base(cfg: TeacherTrainConfig, device: torch.device) -> tuple[Any, Any]:
-    """The base causal LM (LoRA-wrapped unless ``cfg.lora`` is off) and its tokenizer."""
+def load_base(cfg: TeacherTrainConfig, device: torch.device, grade_ids: list[int]) -> Any:
+    """The base causal LM, with a classifier on the grades where ``cfg.head`` asks for one,
+    LoRA-wrapped unless ``cfg.lora`` is off (the classifier is then trained and checkpointed
+    beside the adapters)."""
     path = resolve_model(cfg.base)
-    tokenizer = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device)
+    extra: dict[str, Any] = {}
+    if cfg.head == "classifier":
+        attach_grade_head(model, grade_ids)
+        extra["modules_to_save"] = [*(cfg.peft.get("modules_to_save") or []), GRADE_HEAD]
     if cfg.lora:
         from peft import get_peft_model
 
-        model = get_peft_model(model, lora_config(cfg))
-    return model, tokenizer
+        model = get_peft_model(model, lora_config(cfg, extra))
+    return model
 
 
 def load_judge(directory: Path) -> tuple[Any, Any, Any]:
@@ -49,17 +62,19 @@ def load_judge(directory: Path) -> tuple[Any, Any, Any]:
     return model, load_tokenizer(directory), TeacherMeta.load(directory)
 
 
-def lora_config(cfg: TeacherTrainConfig) -> Any:
-    """The judge's one PEFT block (``cfg.peft`` over the defaults), for every stage."""
+def lora_config(cfg: TeacherTrainConfig, extra: dict[str, Any] | None = None) -> Any:
+    """The judge's one PEFT block (``cfg.peft`` over the defaults, ``extra`` over both), for
+    every stage."""
     from peft import LoraConfig
 
-    return library_config(LoraConfig, cfg.lora_kwargs(), "peft")
+    return library_config(LoraConfig, cfg.lora_kwargs() | (extra or {}), "peft")
 
 
 def save_merged(model: Any, tokenizer: Any, meta: TeacherMeta, out: Path) -> None:
     """Merge LoRA weights in and save a plain model dir; the meta file is written last."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    fold_grade_head(model)
     (out / META_FILE).unlink(missing_ok=True)
     staging = out / ".model-tmp"
     shutil.rmtree(staging, ignore_errors=True)

@@ -1,7 +1,9 @@
 """The judge's one forward pass: the decoder's last hidden state projected on the grade tokens only.
 
 Only the grade tokens' rows of the LM head are used, so the vocabulary projection (49k words for
-SmolLM2) is never computed. Training and scoring both call :func:`grade_logits`.
+SmolLM2) is never computed. Training and scoring both call :func:`grade_logits`. A judge trained
+with ``head: classifier`` projects on a :class:`GradeHead` of its own instead, folded back into
+those rows when it is saved, so a saved judge is always a plain causal LM.
 """
 
 from __future__ import annotations
@@ -196,11 +198,58 @@ def run_prefixes(
     return output.past_key_values, mask
 
 
+GRADE_HEAD = "grade_head"  # the attribute a classifier head is attached as
+
+
+class GradeHead(torch.nn.Module):
+    """A classifier on the last token: one trainable row per grade (and a bias where the LM head
+    has one), initialised from the grade words' rows of the LM head."""
+
+    def __init__(self, lm_head: torch.nn.Module, grade_ids: list[int]) -> None:
+        super().__init__()
+        rows = torch.tensor(grade_ids)
+        self.register_buffer("grade_ids", rows, persistent=False)
+        self.weight = torch.nn.Parameter(lm_head.weight.detach()[rows].clone())
+        bias = getattr(lm_head, "bias", None)
+        self.bias = None if bias is None else torch.nn.Parameter(bias.detach()[rows].clone())
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = hidden @ self.weight.T
+        return logits if self.bias is None else logits + self.bias
+
+
+def attach_grade_head(model: Any, grade_ids: list[int]) -> None:
+    """Give ``model`` a :class:`GradeHead` that :func:`grade_logits` projects on from now on."""
+    setattr(model, GRADE_HEAD, GradeHead(model.get_output_embeddings(), grade_ids))
+
+
+def fold_grade_head(model: Any) -> None:
+    """Write a trained :class:`GradeHead` into the grade rows of the LM head and detach it. An LM
+    head tied to the input embeddings is untied first, so the prompt's tokens keep their
+    embeddings (the saved model grows by one vocabulary matrix)."""
+    grade_head = model._modules.pop(GRADE_HEAD, None)
+    if grade_head is None:
+        return
+    lm_head = model.get_output_embeddings()
+    if lm_head.weight is model.get_input_embeddings().weight:
+        lm_head.weight = torch.nn.Parameter(lm_head.weight.detach().clone())
+        model.config.tie_word_embeddings = False
+    rows = grade_head.grade_ids.to(lm_head.weight.device)
+    with torch.no_grad():
+        lm_head.weight[rows] = grade_head.weight.to(lm_head.weight)
+        if grade_head.bias is not None:
+            lm_head.bias[rows] = grade_head.bias.to(lm_head.bias)
+
+
 def project_on_grades(model: Any, hidden: torch.Tensor, grade_ids: torch.Tensor) -> torch.Tensor:
-    head = model.get_output_embeddings()
-    logits = hidden @ head.weight[grade_ids].T
-    if getattr(head, "bias", None) is not None:
-        logits = logits + head.bias[grade_ids]
+    grade_head = getattr(model, GRADE_HEAD, None)
+    if grade_head is not None:
+        logits = grade_head(hidden)
+    else:
+        head = model.get_output_embeddings()
+        logits = hidden @ head.weight[grade_ids].T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[grade_ids]
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
