@@ -161,23 +161,30 @@ class StopAt(TrainerCallback):
             raise KeyboardInterrupt
 
 
-def test_resume_continues_the_same_run(
-    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def train_until_crash(
+    cfg: TeacherTrainConfig, data: Path, out: Path, monkeypatch: pytest.MonkeyPatch, step: int
 ) -> None:
-    cfg = tiny_config(tiny_base, max_dev_pairs=0)
-    whole = train_teacher(cfg, demo_data, tmp_path / "whole")
+    """Train ``cfg`` into ``out`` until a crash right after the checkpoint of ``step``."""
     from shoprel.teacher import grade_trainer as train_module
 
     original = train_module.GradeTrainer.__init__
 
     def with_crash(self, *args, **kwargs):
-        kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAt(8)]
+        kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAt(step)]
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(train_module.GradeTrainer, "__init__", with_crash)
     with pytest.raises(KeyboardInterrupt):
-        train_teacher(cfg, demo_data, tmp_path / "resumed")
+        train_teacher(cfg, data, out)
     monkeypatch.undo()
+
+
+def test_resume_continues_the_same_run(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config(tiny_base, max_dev_pairs=0)
+    whole = train_teacher(cfg, demo_data, tmp_path / "whole")
+    train_until_crash(cfg, demo_data, tmp_path / "resumed", monkeypatch, step=8)
     assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-8").is_dir()
     assert not (tmp_path / "resumed" / "model.safetensors").exists()
     resumed = train_teacher(cfg, demo_data, tmp_path / "resumed", resume=True)
@@ -243,7 +250,6 @@ def test_a_classifier_head_trains_resumes_and_loads_as_a_plain_judge(
     tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shoprel.data.splits import dev_sample
-    from shoprel.teacher import grade_trainer as train_module
     from shoprel.teacher.stage_io import judge_metrics
 
     cfg = tiny_config(tiny_base, head="classifier")
@@ -254,16 +260,7 @@ def test_a_classifier_head_trains_resumes_and_loads_as_a_plain_judge(
     assert reloaded["auc"] == pytest.approx(last["auc"], abs=1e-6)
     assert reloaded["rmse"] == pytest.approx(last["rmse"], abs=1e-6)
 
-    original = train_module.GradeTrainer.__init__
-
-    def with_crash(self, *args, **kwargs):
-        kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAt(8)]
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(train_module.GradeTrainer, "__init__", with_crash)
-    with pytest.raises(KeyboardInterrupt):
-        train_teacher(cfg, demo_data, tmp_path / "resumed")
-    monkeypatch.undo()
+    train_until_crash(cfg, demo_data, tmp_path / "resumed", monkeypatch, step=8)
     resumed = train_teacher(cfg, demo_data, tmp_path / "resumed", resume=True)
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert "lm_head.weight" in a  # untied: the trained grade rows live in the LM head
