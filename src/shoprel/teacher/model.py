@@ -227,9 +227,10 @@ def fold_grade_head(model: Any) -> None:
     """Write a trained :class:`GradeHead` into the grade rows of the LM head and detach it. An LM
     head tied to the input embeddings is untied first, so the prompt's tokens keep their
     embeddings (the saved model grows by one vocabulary matrix)."""
-    grade_head = model._modules.pop(GRADE_HEAD, None)
+    grade_head = getattr(model, GRADE_HEAD, None)
     if grade_head is None:
         return
+    delattr(model, GRADE_HEAD)
     lm_head = model.get_output_embeddings()
     if lm_head.weight is model.get_input_embeddings().weight:
         lm_head.weight = torch.nn.Parameter(lm_head.weight.detach().clone())
