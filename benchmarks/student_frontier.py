@@ -12,9 +12,10 @@ Margin-MSE from the teacher's scores of the train split and the augmented pairs
 the dev gate, else fp32; calibrated on dev), and is measured on the test split: AUC and pairwise
 accuracy of the export's scores, and p50 latency to rerank 100 items (one query's candidates,
 median of ``--rounds``, after a warm-up; the exports and the torch cross-encoders take turns).
-The run's other models (``--models``: the run's ``eval/metrics.json``) join the figure with their
-test AUC; those that are cross-encoder dirs (the label-only student, the teacher's cross-encoder)
-get a latency too, on torch as ``CrossEncoder.predict`` runs them.
+``--model NAME=DIR`` (repeatable) adds a cross-encoder dir or an export, timed and scored on
+test like the students. The run's other models (``--models``: the run's ``eval/metrics.json``)
+join the figure with their test AUC; those that are cross-encoder dirs (the label-only student,
+the teacher's cross-encoder) get a latency too, on torch as ``CrossEncoder.predict`` runs them.
 
 Resumable: a student dir holding the same settings is not trained again. Writes
 ``OUT/frontier.json`` and ``OUT/frontier.png``; prints a table, then one JSON object (the last
@@ -56,6 +57,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--labels-train", type=Path, help="teacher labels, train (quickstart's)")
     parser.add_argument("--labels-aug", type=Path, help="teacher labels, augmented (quickstart's)")
     parser.add_argument("--models", type=Path, help="the run's eval/metrics.json (quickstart's)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="NAME=DIR, a cross-encoder dir or export to time and score beside the students",
+    )
     parser.add_argument("--layers", default=None, help="comma-separated (2,3,4,6; quick: 2)")
     parser.add_argument("--base", default="minilm-l6")
     parser.add_argument("--max-train-pairs", type=int, default=0, help="train-split pairs (0: all)")
@@ -131,6 +138,10 @@ def main() -> None:
         name = f"student {layers}L (the run's export)"
         timed[name] = (run / "export", layers)
         points[name] = {"layers": layers} | test_metrics(run / "export", test, scale)
+    for name, where in (item.split("=", 1) for item in args.model):
+        layers = json.loads((Path(where) / "config.json").read_text())["num_hidden_layers"]
+        timed[name] = (Path(where), layers)
+        points[name] = {"layers": layers} | test_metrics(Path(where), test, scale)
     known = json.loads(args.models.read_text())["models"] if args.models else {}
     for name, found in known.items():
         points[name] = {

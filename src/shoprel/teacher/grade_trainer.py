@@ -148,9 +148,10 @@ def fit_judge(
     device = pick_device()
     set_cpu_threads()
     set_seed(cfg.seed)  # LoRA's initial weights come from the global generator
-    tokenizer = load_tokenizer(resolve_model(cfg.base))
+    base_path = resolve_model(cfg.base)
+    tokenizer = load_tokenizer(base_path)
     builder = PromptBuilder(tokenizer, scale, cfg.prompt)
-    model = load_base(cfg, device, builder.grade_ids)
+    model = load_base(base_path, cfg, device, builder.grade_ids)
     meta = TeacherMeta(
         base=cfg.base,
         scale=scale.name,

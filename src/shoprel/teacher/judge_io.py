@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from shoprel.models import resolve_model
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import (
     GRADE_HEAD,
@@ -38,11 +37,12 @@ def load_tokenizer(path: str | Path) -> Any:
     return tokenizer
 
 
-def load_base(cfg: TeacherTrainConfig, device: torch.device, grade_ids: list[int]) -> Any:
-    """The base causal LM, with a classifier on the grades where ``cfg.head`` asks for one,
-    LoRA-wrapped unless ``cfg.lora`` is off (the classifier is then trained and checkpointed
-    beside the adapters)."""
-    path = resolve_model(cfg.base)
+def load_base(
+    path: str | Path, cfg: TeacherTrainConfig, device: torch.device, grade_ids: list[int]
+) -> Any:
+    """The base causal LM at ``path`` (``cfg.base`` resolved), with a classifier on the grades
+    where ``cfg.head`` asks for one, LoRA-wrapped unless ``cfg.lora`` is off (the classifier is
+    then trained and checkpointed beside the adapters)."""
     model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device)).to(device)
     extra: dict[str, Any] = {}
     if cfg.head == "classifier":
