@@ -75,6 +75,9 @@ def parse_args() -> argparse.Namespace:
         help="a 2-layer student on 2,000 train pairs beside the run's own 6-layer export",
     )
     args = parser.parse_args()
+    if bad := [item for item in args.model if "=" not in item]:
+        parser.error(f"--model: expected NAME=DIR, got {bad[0]!r}")
+    args.model = [(name, Path(where)) for name, where in (m.split("=", 1) for m in args.model)]
     fill(args, data="data", labels_train="labels_train", labels_aug="labels_aug")
     if args.models is None:
         args.models = RUN / "eval" / "metrics.json" if args.quick else None
@@ -117,6 +120,10 @@ def export(args: argparse.Namespace, model: Path) -> Path:
     return out
 
 
+def layer_count(model: Path) -> int:
+    return json.loads((model / "config.json").read_text())["num_hidden_layers"]
+
+
 def test_metrics(model: Path, test: pd.DataFrame, scale: Any) -> dict[str, float]:
     scores = Reranker.load(model).scorer.predict(test)["score"].to_numpy()
     return ranking_metrics(test["query_id"], test["label"], scores, scale)
@@ -133,15 +140,12 @@ def main() -> None:
         timed[name] = (exported, layers)
         points[name] = {"layers": layers} | test_metrics(exported, test, scale)
     run = args.models.parents[1] if args.models else None
+    extra = dict(args.model)
     if args.quick and run is not None and (run / "export").is_dir():  # its distilled student
-        layers = json.loads((run / "export" / "config.json").read_text())["num_hidden_layers"]
-        name = f"student {layers}L (the run's export)"
-        timed[name] = (run / "export", layers)
-        points[name] = {"layers": layers} | test_metrics(run / "export", test, scale)
-    for name, where in (item.split("=", 1) for item in args.model):
-        layers = json.loads((Path(where) / "config.json").read_text())["num_hidden_layers"]
-        timed[name] = (Path(where), layers)
-        points[name] = {"layers": layers} | test_metrics(Path(where), test, scale)
+        extra[f"student {layer_count(run / 'export')}L (the run's export)"] = run / "export"
+    for name, where in extra.items():
+        timed[name] = (where, layer_count(where))
+        points[name] = {"layers": timed[name][1]} | test_metrics(where, test, scale)
     known = json.loads(args.models.read_text())["models"] if args.models else {}
     for name, found in known.items():
         points[name] = {
