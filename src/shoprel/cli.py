@@ -369,6 +369,10 @@ def student_train(
         int | None, typer.Option(help="sample of train pairs (0: all)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
+    save_steps: Annotated[
+        int | None, typer.Option(help="checkpoint every N steps and each epoch (0: none)")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the last checkpoint in OUT")] = False,
 ) -> None:
     """Train a cross-encoder (sentence-transformers) on human labels or a teacher's scores."""
     from shoprel.config import load_config
@@ -386,9 +390,11 @@ def student_train(
         batch_size=batch_size,
         max_train_pairs=max_train_pairs,
         seed=seed,
+        save_steps=save_steps,
     )
     cfg = load_config(StudentTrainConfig, config, overrides)
-    console.print(f"cross-encoder saved -> {train_cross_encoder(cfg, data, out)}")
+    path = train_cross_encoder(cfg, data, out, resume=resume)
+    console.print(f"cross-encoder saved -> {path}")
 
 
 @app.command()

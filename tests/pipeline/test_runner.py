@@ -103,14 +103,20 @@ def test_a_rerun_stage_reuses_models_finished_with_the_same_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A student stage stopped after its first model trains only the models still missing, and
-    a model whose settings changed is trained again."""
+    a model whose settings changed is trained again; one stopped part-way resumes."""
     import shoprel.student.train as student_train
     from shoprel.pipeline.stages import run_student
 
     trained: list[str] = []
+    resumed: dict[str, bool] = {}
 
-    def fake_train(cfg: Any, data_dir: Path, out: Path) -> Path:
+    def fake_train(cfg: Any, data_dir: Path, out: Path, resume: bool = False) -> Path:
         trained.append(Path(out).name)
+        resumed[Path(out).name] = resume
+        write_json(
+            student_train.run_settings(cfg, data_dir),
+            Path(out) / student_train.CHECKPOINTS / student_train.SETTINGS_FILE,
+        )
         write_json({"train": asdict(cfg) | {"seconds": 1.0}}, Path(out) / student_train.META_FILE)
         return Path(out)
 
@@ -119,12 +125,14 @@ def test_a_rerun_stage_reuses_models_finished_with_the_same_settings(
     cfg.student.curve_fracs = [0.5]
     run_student(cfg, tmp_path)
     assert trained == ["student", "student-labels", "student-augment-0.5"]
+    assert not any(resumed.values())
     (tmp_path / "student-labels" / student_train.META_FILE).unlink()  # stopped before it finished
     run_student(cfg, tmp_path)
-    assert trained[3:] == ["student-labels"]
+    assert trained[3:] == ["student-labels"] and resumed["student-labels"]  # from its checkpoints
     cfg.student.model.learning_rate *= 2
     run_student(cfg, tmp_path)
     assert trained[4:] == ["student", "student-labels", "student-augment-0.5"]
+    assert not any(resumed.values())  # the checkpoints of other settings are not taken up
 
 
 def test_show_config_prints_every_key_and_reads_back_the_same(tmp_path: Path) -> None:

@@ -174,12 +174,14 @@ def test_best_epoch_weights_are_restored(tmp_path: Path) -> None:
     # epoch 1 ranks in reverse, epoch 2 perfectly, epoch 3 not at all
     scorer = ScriptedScorer([-labels, labels, np.zeros(6)])
     tracker = BestEpochCallback(scorer, dev, tmp_path / "dev.jsonl", pairs_per_epoch=6)  # type: ignore[arg-type]
+    args, control = SimpleNamespace(save_strategy="no"), SimpleNamespace(should_save=False)
     for epoch in (1.0, 2.0, 3.0):
         torch.nn.init.constant_(scorer.model.weight, epoch)
         state: Any = SimpleNamespace(epoch=epoch - 1, global_step=int(epoch) * 3)
-        tracker.on_epoch_begin(None, state, None)
+        tracker.on_epoch_begin(args, state, control)
         state.epoch = epoch
-        tracker.on_epoch_end(None, state, None)
+        tracker.on_epoch_end(args, state, control)
+        assert not control.should_save  # a run without checkpoints saves none at an epoch's end
     tracker.restore_best()
     assert scorer.model.weight.item() == 2.0
     assert tracker.best is not None and tracker.best["pairwise_accuracy"] == 1.0

@@ -95,11 +95,13 @@ def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
 
 
 def _cross_encoder(ce_cfg: Any, out: Path, model_dir: Path) -> str:
-    """Train a cross-encoder, or reuse the one a stopped run finished with the same settings."""
-    from shoprel.student.train import META_FILE, train_cross_encoder
+    """Train a cross-encoder, or reuse the one a stopped run finished with the same settings, or
+    continue its checkpoints."""
+    from shoprel.student.train import META_FILE, resumable, train_cross_encoder
 
     if not trained_with(model_dir, META_FILE, asdict(ce_cfg)):
-        train_cross_encoder(ce_cfg, out / "data", model_dir)
+        resume = resumable(ce_cfg, out / "data", model_dir)
+        train_cross_encoder(ce_cfg, out / "data", model_dir, resume=resume)
     return str(model_dir)
 
 

@@ -1,4 +1,5 @@
-"""Dev metrics after each epoch and the weights of the best one."""
+"""Dev metrics after each epoch and the weights of the best one, kept in every checkpoint so that a
+resumed run knows the epochs before it."""
 
 from __future__ import annotations
 
@@ -9,18 +10,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from shoprel.eval.evaluate import evaluate_scores
-from shoprel.io import write_jsonl
+from shoprel.io import atomic_path, write_jsonl
 from shoprel.student.scorer import CrossEncoderScorer
 
 logger = logging.getLogger(__name__)
+STATE_FILE = "best_epoch.pt"  # the tracker's state, in each checkpoint dir
 
 
 class BestEpochCallback(TrainerCallback):
     """After each epoch: dev metrics as one more line of a JSONL file, and a copy of the weights
-    if the epoch is the best so far (pairwise accuracy, then AUC)."""
+    if the epoch is the best so far (pairwise accuracy, then AUC). Where the run checkpoints, an
+    epoch's end is checkpointed too, and each checkpoint holds this state (:meth:`load`)."""
 
     def __init__(
         self, scorer: CrossEncoderScorer, dev: pd.DataFrame, path: Path, pairs_per_epoch: int
@@ -59,6 +64,25 @@ class BestEpochCallback(TrainerCallback):
             self.best = record
             state_dict = self.scorer.model.state_dict()
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
+        control.should_save = args.save_strategy != "no"  # resume after this epoch, not before
+
+    def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        saved = {
+            "records": self.records,
+            "best": self.best,
+            "best_state": self.best_state,
+            "eval_seconds": self.eval_seconds,
+        }
+        with atomic_path(checkpoint / STATE_FILE) as tmp:
+            torch.save(saved, tmp)
+
+    def load(self, checkpoint: Path) -> None:
+        """Take up the state saved in ``checkpoint``; the JSONL file keeps its epochs only."""
+        saved = torch.load(checkpoint / STATE_FILE, weights_only=True)
+        self.records, self.best = saved["records"], saved["best"]
+        self.best_state, self.eval_seconds = saved["best_state"], saved["eval_seconds"]
+        write_jsonl(self.records, self.path)
 
     def _dev_metrics(self) -> dict[str, Any]:
         if self.dev.empty:

@@ -28,11 +28,17 @@ epoch the model scores a dev sample of whole queries (``OUT/dev_metrics.jsonl``)
 the best epoch (by pairwise accuracy, then AUC) are the ones saved, and its metrics are in
 ``OUT/dev_metrics.json``. Input text: the query, then the title and the short fields (brand,
 category), no description.
+
+Every ``save_steps`` steps and at each epoch's end the run checkpoints into ``OUT/checkpoints``
+(the trainer's state and the epochs' dev metrics); ``resume`` continues a stopped run from there,
+if its settings are the same. The checkpoints are removed once the model is saved.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,7 +50,7 @@ import pandas as pd
 from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
 from shoprel.data.splits import read_card, read_split
-from shoprel.io import write_json
+from shoprel.io import jsonable, write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import CROSS_ENCODER_META as META_FILE
 from shoprel.student.data import (
@@ -61,6 +67,8 @@ logger = logging.getLogger(__name__)
 LOSSES = ("labels", "mse", "margin-mse")
 TEACHER_LOSSES = ("mse", "margin-mse")
 TARGET = "unit_target"  # the training target mapped to [0, 1]
+CHECKPOINTS = "checkpoints"
+SETTINGS_FILE = "settings.json"  # in CHECKPOINTS: what a resumed run must match
 
 
 @dataclass
@@ -87,6 +95,8 @@ class StudentTrainConfig:
     Training:
         epochs (float, 1.0), learning_rate (float, 5e-5), batch_size (int, 32 pairs),
         max_length (int, 96 tokens), seed (int, 0).
+        save_steps (int, defaults to 500; 0 = none): a checkpoint every N steps (and at each
+            epoch's end) to resume from.
     """
 
     base: str = "minilm-l6"
@@ -103,6 +113,7 @@ class StudentTrainConfig:
     batch_size: int = 32
     max_length: int = 96
     seed: int = 0
+    save_steps: int = 500
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, str | Path):
@@ -132,6 +143,8 @@ class StudentTrainConfig:
             )
         if self.pointwise_weight < 0:
             raise ValueError(f"pointwise_weight: expected >= 0, got {self.pointwise_weight}")
+        if self.save_steps < 0:
+            raise ValueError(f"save_steps: expected 0 (none) or >= 1, got {self.save_steps}")
         if self.loss == "margin-mse" and self.batch_size < 2:
             raise ValueError(f"batch_size: margin-mse needs >= 2 pairs, got {self.batch_size}")
 
@@ -211,13 +224,15 @@ def training_arguments(cfg: StudentTrainConfig, out: Path) -> Any:
 
     grouped = cfg.loss == "margin-mse"
     return CrossEncoderTrainingArguments(
-        output_dir=str(out / "checkpoints"),
+        output_dir=str(out / CHECKPOINTS),
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
         warmup_steps=0.1,
         seed=cfg.seed,
-        save_strategy="no",
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=2,  # the newest may lack the tracker's state if the run stopped mid-save
         logging_steps=50,
         report_to=[],
         dataloader_pin_memory=torch.cuda.is_available(),
@@ -238,14 +253,50 @@ def keep_first_layers(model: Any, layers: int) -> None:
     model.config.num_hidden_layers = layers
 
 
+def run_settings(cfg: StudentTrainConfig, data_dir: str | Path) -> dict[str, Any]:
+    """What a checkpoint is valid for: the config and the data dir."""
+    settings = {"data": str(Path(data_dir).resolve()), **asdict(cfg)}
+    return json.loads(json.dumps(jsonable(settings)))
+
+
+def resumable(cfg: StudentTrainConfig, data_dir: str | Path, out: str | Path) -> bool:
+    """Whether ``out`` holds checkpoints of a run with these settings."""
+    saved = Path(out) / CHECKPOINTS / SETTINGS_FILE
+    return saved.is_file() and json.loads(saved.read_text()) == run_settings(cfg, data_dir)
+
+
+def resume_point(cfg: StudentTrainConfig, data_dir: str | Path, out: Path) -> Path | None:
+    """The newest complete checkpoint in ``out`` (None: there is none); an error if they come from
+    other settings."""
+    from shoprel.student.callbacks import STATE_FILE
+
+    folder = out / CHECKPOINTS
+    if not any(folder.glob("checkpoint-*")):
+        logger.info("no checkpoint in %s: starting afresh", folder)
+        return None
+    if not resumable(cfg, data_dir, out):
+        saved = folder / SETTINGS_FILE
+        theirs = json.loads(saved.read_text()) if saved.is_file() else {}
+        ours = run_settings(cfg, data_dir)
+        differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        raise ValueError(
+            f"{folder}: the checkpoints come from other settings ({', '.join(differ)}); "
+            "train afresh without resume, or with the same settings"
+        )
+    done = [d for d in folder.glob("checkpoint-*") if (d / STATE_FILE).is_file()]
+    return max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]), default=None)
+
+
 def train_cross_encoder(
     cfg: StudentTrainConfig,
     data_dir: str | Path,
     out: str | Path,
     pairs: pd.DataFrame | None = None,
+    resume: bool = False,
 ) -> Path:
     """Train, keep the best epoch on dev, save a CrossEncoder dir into ``out`` and return it.
-    ``pairs`` (labeled) replace the train split."""
+    ``pairs`` (labeled) replace the train split; ``resume`` continues from the newest checkpoint
+    of a stopped run with the same settings."""
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from transformers import set_seed
 
@@ -253,6 +304,11 @@ def train_cross_encoder(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    checkpoint = resume_point(cfg, data_dir, out) if resume else None
+    if checkpoint is None:
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+        if cfg.save_steps:
+            write_json(run_settings(cfg, data_dir), out / CHECKPOINTS / SETTINGS_FILE)
     pairs, scale = student_pairs(cfg, data_dir, pairs)
     dev, _ = read_split(data_dir, "dev")
     dev = take_queries(dev, cfg.max_dev_pairs, cfg.seed) if cfg.max_dev_pairs else dev
@@ -270,23 +326,30 @@ def train_cross_encoder(
         loss=make_loss(cfg, model),
         callbacks=[tracker],
     )
+    resumed_at = 0
+    if checkpoint is not None:
+        tracker.load(checkpoint)
+        resumed_at = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+        logger.info("resuming from %s", checkpoint)
+    eval_before = tracker.eval_seconds
     started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started - tracker.eval_seconds
-    if (out / "checkpoints").is_dir() and not any((out / "checkpoints").iterdir()):
-        (out / "checkpoints").rmdir()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - started - (tracker.eval_seconds - eval_before)
     tracker.restore_best()
+    share = (trainer.state.global_step - resumed_at) / max(trainer.state.max_steps, 1)
     facts = {
         "seconds": round(seconds, 1),
         "train_pairs": len(pairs),
         "augmented_pairs": int((pairs["source"] != "human").sum()) if cfg.labels else 0,
-        "pairs_per_s": round(per_epoch * cfg.epochs / max(seconds, 1e-9), 1),
+        "pairs_per_s": round(per_epoch * cfg.epochs * share / max(seconds, 1e-9), 1),
         "best_epoch": tracker.best["epoch"] if tracker.best else None,
+        "resumed_at_step": resumed_at or None,
     }
     if tracker.best is not None:
         write_json(tracker.best, out / "dev_metrics.json")
         logger.info("best epoch %s of %s", tracker.best["epoch"], cfg.epochs)
     save_student(model, cfg, scale, facts, out)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     logger.info(
         "trained on %d pairs: %.0f s, %.0f pairs/s", len(pairs), seconds, facts["pairs_per_s"]
     )
