@@ -44,10 +44,10 @@ from shoprel.data.splits import read_split
 from shoprel.eval.evaluate import align_scores, evaluate_scores, read_scores
 from shoprel.eval.significance import paired_bootstrap, ranking_metric_fns
 from shoprel.eval.table import metrics_table
-from shoprel.io import atomic_path, trained_with, write_json, write_parquet
+from shoprel.io import atomic_path, write_json, write_parquet
 from shoprel.scoring import load_scorer
 from shoprel.student.data import LABELS_FILE, read_teacher_labels, take_queries
-from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_encoder
+from shoprel.student.train import META_FILE, StudentTrainConfig, train_or_reuse
 
 KEYS = ("augmented_pairs", "pairwise_accuracy", "auc", "rmse")
 SIZES = {"max_dev_pairs": 2000, "max_train_pairs": 0, "max_aug_pairs": 0, "epochs": 1.0}
@@ -147,8 +147,7 @@ def run_point(
     if done.is_file() and json.loads(done.read_text())["settings"] == settings:
         return json.loads(done.read_text())
     model_dir = args.out / "students" / name
-    if not trained_with(model_dir, META_FILE, asdict(cfg)):
-        train_cross_encoder(cfg, args.data, model_dir)
+    train_or_reuse(cfg, args.data, model_dir)
     train = json.loads((model_dir / META_FILE).read_text())["train"]
     point = evaluate(sample, student_scores(name, args, sample), args) | {
         "augmented_pairs": train["augmented_pairs"],

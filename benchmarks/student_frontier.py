@@ -37,11 +37,11 @@ from rich.table import Table
 from shoprel.data.splits import read_split
 from shoprel.eval import plots
 from shoprel.eval.metrics import ranking_metrics
-from shoprel.io import trained_with, write_json
+from shoprel.io import write_json
 from shoprel.serve.export import ExportConfig, GateError, export_onnx
 from shoprel.serve.latency import rerank_latency
 from shoprel.serve.reranker import Reranker
-from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_encoder
+from shoprel.student.train import StudentTrainConfig, train_or_reuse
 from shoprel.teacher.model import cpu_name
 
 ITEMS = 100
@@ -103,9 +103,7 @@ def student(args: argparse.Namespace, layers: int) -> Path:
     out = args.out / f"student-{layers}l"
     settings = {"layers": layers, "labels": cfg.labels, "max_train_pairs": cfg.max_train_pairs,
                 "epochs": cfg.epochs, "base": cfg.base}  # fmt: skip
-    if not trained_with(out, META_FILE, settings):
-        train_cross_encoder(cfg, args.data, out)
-    return out
+    return train_or_reuse(cfg, args.data, out, settings)
 
 
 def export(args: argparse.Namespace, model: Path) -> Path:

@@ -109,3 +109,25 @@ def test_resume_without_checkpoints_trains_afresh(
     meta = json.loads((out / META_FILE).read_text())
     assert meta["train"]["resumed_at_step"] is None and meta["train"]["best_epoch"] == 1.0
     assert not (out / "checkpoints").exists()
+
+
+def test_a_finished_student_is_reused_whatever_its_checkpoint_interval(
+    tiny_bert: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shoprel.student.train as student_train
+
+    cfg = student_config(tiny_bert)
+    cfg.epochs = 1
+    out = student_train.train_or_reuse(cfg, demo_data, tmp_path / "student")
+    before = weights(out)
+
+    def trained_again(*args: Any, **kwargs: Any) -> Path:
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(student_train, "train_cross_encoder", trained_again)
+    cfg.save_steps = 7  # does not shape the model
+    assert student_train.train_or_reuse(cfg, demo_data, out) == out
+    cfg.learning_rate = 2e-3
+    with pytest.raises(AssertionError, match="trained again"):
+        student_train.train_or_reuse(cfg, demo_data, out)  # another model: trained again
+    assert all(torch.equal(before[k], v) for k, v in weights(out).items())

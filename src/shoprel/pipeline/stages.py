@@ -97,12 +97,9 @@ def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
 def _cross_encoder(ce_cfg: Any, out: Path, model_dir: Path) -> str:
     """Train a cross-encoder, or reuse the one a stopped run finished with the same settings, or
     continue its checkpoints."""
-    from shoprel.student.train import META_FILE, resumable, train_cross_encoder
+    from shoprel.student.train import train_or_reuse
 
-    if not trained_with(model_dir, META_FILE, asdict(ce_cfg)):
-        resume = resumable(ce_cfg, out / "data", model_dir)
-        train_cross_encoder(ce_cfg, out / "data", model_dir, resume=resume)
-    return str(model_dir)
+    return str(train_or_reuse(ce_cfg, out / "data", model_dir))
 
 
 def _combine(members: dict[str, str], out: Path, name: str, fit: Any) -> str:

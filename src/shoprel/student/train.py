@@ -50,7 +50,7 @@ import pandas as pd
 from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
 from shoprel.data.splits import read_card, read_split
-from shoprel.io import jsonable, write_json
+from shoprel.io import jsonable, trained_with, write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import CROSS_ENCODER_META as META_FILE
 from shoprel.student.data import (
@@ -253,9 +253,14 @@ def keep_first_layers(model: Any, layers: int) -> None:
     model.config.num_hidden_layers = layers
 
 
+def model_settings(cfg: StudentTrainConfig) -> dict[str, Any]:
+    """The settings that shape the model: all but how often it checkpoints."""
+    return {k: v for k, v in asdict(cfg).items() if k != "save_steps"}
+
+
 def run_settings(cfg: StudentTrainConfig, data_dir: str | Path) -> dict[str, Any]:
-    """What a checkpoint is valid for: the config and the data dir."""
-    settings = {"data": str(Path(data_dir).resolve()), **asdict(cfg)}
+    """What a checkpoint is valid for: the model's settings and the data dir."""
+    settings = {"data": str(Path(data_dir).resolve()), **model_settings(cfg)}
     return json.loads(json.dumps(jsonable(settings)))
 
 
@@ -354,6 +359,21 @@ def train_cross_encoder(
         "trained on %d pairs: %.0f s, %.0f pairs/s", len(pairs), seconds, facts["pairs_per_s"]
     )
     return out
+
+
+def train_or_reuse(
+    cfg: StudentTrainConfig,
+    data_dir: str | Path,
+    out: str | Path,
+    settings: dict[str, Any] | None = None,
+) -> Path:
+    """``out`` as it is where it holds a finished model whose saved settings include ``settings``
+    (by default every setting that shapes the model); else trained, continuing the checkpoints of
+    a stopped run with the same settings."""
+    wanted = model_settings(cfg) if settings is None else settings
+    if not trained_with(out, META_FILE, wanted):
+        train_cross_encoder(cfg, data_dir, out, resume=resumable(cfg, data_dir, out))
+    return Path(out)
 
 
 def save_student(
