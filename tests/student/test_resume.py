@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+import yaml
+from typer.testing import CliRunner
 
+from shoprel.cli import app
 from shoprel.student.train import META_FILE, StudentTrainConfig, train_cross_encoder
 
 
@@ -94,9 +99,12 @@ def test_resume_refuses_checkpoints_of_other_settings(
         stop_after(patch, 4)
         with pytest.raises(Stop):
             train_cross_encoder(cfg, demo_data, tmp_path / "student")
-    cfg.learning_rate = 2e-3
-    with pytest.raises(ValueError, match=r"other settings \(learning_rate\)"):
-        train_cross_encoder(cfg, demo_data, tmp_path / "student", resume=True)
+    config = tmp_path / "student.yaml"
+    config.write_text(yaml.safe_dump(asdict(cfg)))
+    args = ["student", "train", "--data", str(demo_data), "--out", str(tmp_path / "student")]
+    done = CliRunner().invoke(app, [*args, "--config", str(config), "--lr", "2e-3", "--resume"])
+    assert done.exit_code != 0
+    assert re.search(r"other settings \(learning_rate\)", str(done.exception))
     assert (tmp_path / "student" / "checkpoints" / "checkpoint-4").is_dir()  # nothing lost
 
 
