@@ -289,7 +289,10 @@ def resume_point(cfg: StudentTrainConfig, data_dir: str | Path, out: Path) -> Pa
             "train afresh without resume, or with the same settings"
         )
     done = [d for d in folder.glob("checkpoint-*") if (d / STATE_FILE).is_file()]
-    return max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]), default=None)
+    if not done:
+        logger.warning("no complete checkpoint in %s: starting afresh", folder)
+        return None
+    return max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]))
 
 
 def train_cross_encoder(
