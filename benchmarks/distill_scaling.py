@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from shoprel.eval.table import metrics_table
 from shoprel.io import atomic_path, write_json, write_parquet
 from shoprel.scoring import load_scorer
 from shoprel.student.data import LABELS_FILE, read_teacher_labels, take_queries
-from shoprel.student.train import META_FILE, StudentTrainConfig, train_or_reuse
+from shoprel.student.train import META_FILE, StudentTrainConfig, model_settings, train_or_reuse
 
 KEYS = ("augmented_pairs", "pairwise_accuracy", "auc", "rmse")
 SIZES = {"max_dev_pairs": 2000, "max_train_pairs": 0, "max_aug_pairs": 0, "epochs": 1.0}
@@ -143,7 +142,7 @@ def run_point(
 ) -> dict[str, Any]:
     """Train (unless a finished point or model with the same settings exists) and evaluate."""
     done = args.out / "points" / f"{name}.json"
-    settings = asdict(cfg) | {"split": args.split}
+    settings = model_settings(cfg) | {"split": args.split}
     if done.is_file() and json.loads(done.read_text())["settings"] == settings:
         return json.loads(done.read_text())
     model_dir = args.out / "students" / name
