@@ -30,7 +30,8 @@ def fake_gguf(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> l
         calls.append(src)
         (out / "config.json").write_text("{}")
 
-    monkeypatch.setattr(models, "_installed", lambda dist: True)
+    smollm2 = models.ALIASES["smollm2-135m-instruct"].distributions
+    monkeypatch.setattr(models, "_installed", lambda dist: dist in smollm2)
     monkeypatch.setattr(models, "_dist_file", lambda dist, name: gguf)
     monkeypatch.setattr(models, "_convert_gguf", convert)
     return calls

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,3 +72,36 @@ def test_baseline_gives_zero_to_queries_without_tokens(caplog: pytest.LogCapture
         scores = bm25_scores(pairs, corpus)
     assert scores[0] > 0 and scores[1] == 0 and (scores[2:] == 0).all()
     assert "1 of 2 queries have no token" in caplog.text
+
+
+FAKE_JAX_LAX = """
+import os
+
+def top_k(scores, k):
+    with open(os.environ["JAX_RECORD"], "a") as record:
+        record.write(os.environ.get("JAX_PLATFORMS", "unset") + "\\n")
+    return scores[:k], list(range(k))
+"""
+
+
+def test_bm25s_meets_jax_on_the_cpu_only(tmp_path) -> None:
+    """Where JAX is installed, bm25s calls it at import; on a GPU JAX would take most of its
+    memory. A stand-in JAX records the platform it is started with."""
+    (tmp_path / "jax").mkdir()
+    (tmp_path / "jax" / "__init__.py").write_text("from . import lax\n")
+    (tmp_path / "jax" / "lax.py").write_text(FAKE_JAX_LAX)
+    record = tmp_path / "record.txt"
+    script = (
+        "import os; from shoprel.eval.bm25 import Bm25; "
+        "index = Bm25(['copper pipe', 'wall tile']); "
+        "assert 'JAX_PLATFORMS' not in os.environ; print(index.top_k(['pipe'], 1).tolist())"
+    )
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "JAX_RECORD": str(record)}
+    env.pop("JAX_PLATFORMS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[[0]]"
+    assert record.read_text().splitlines() == ["cpu"]

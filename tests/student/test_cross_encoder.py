@@ -224,3 +224,36 @@ def test_the_pointwise_term_belongs_to_margin_mse_only() -> None:
         StudentTrainConfig(loss="mse", labels=["labels-dir"], pointwise_weight=0.5)
     cfg = StudentTrainConfig(labels=["labels-dir"], pointwise_weight=0.5)
     assert cfg.loss == "margin-mse" and cfg.pointwise_weight == 0.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_student_trained_on_cuda_scores_alike_on_the_cpu(
+    tiny_bert: Path,
+    demo_data: Path,
+    label_dirs: tuple[Path, Path],
+    teacher: Callable[[pd.Series], np.ndarray],
+    tmp_path: Path,
+) -> None:
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    cfg = StudentTrainConfig(
+        base=str(tiny_bert),
+        labels=[str(label_dirs[0])],
+        epochs=2,
+        learning_rate=3e-3,
+        batch_size=32,
+        max_length=48,
+        max_dev_pairs=100,
+    )
+    out = train_cross_encoder(cfg, demo_data, tmp_path / "student")
+    held_out = pd.read_parquet(demo_data / "dev.parquet")
+    inputs = list(zip(held_out["query"], item_texts(held_out, cfg.fields), strict=True))
+    scores = {
+        device: CrossEncoder(str(out), max_length=48, device=device).predict(inputs)
+        for device in ("cuda", "cpu")
+    }
+    assert np.allclose(scores["cuda"], scores["cpu"], atol=1e-3)
+    agreement = pairwise_accuracy(
+        held_out["query_id"], teacher(held_out["title"]), scores["cuda"], min_diff=0.5
+    )
+    assert agreement > 0.8

@@ -1,4 +1,4 @@
-"""The judge in bf16 on the CPU: chosen where the CPU has bf16 instructions, and ranking as fp32."""
+"""The judge in bf16: on a CPU whose bf16 instructions pay, on CUDA by default; ranking as fp32."""
 
 from __future__ import annotations
 
@@ -27,9 +27,15 @@ def spread_judge(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
-def _scores(base: Path, pairs: pd.DataFrame, dtype: str, monkeypatch: pytest.MonkeyPatch):
+def _scores(
+    base: Path,
+    pairs: pd.DataFrame,
+    dtype: str,
+    monkeypatch: pytest.MonkeyPatch,
+    device: str | None = None,
+):
     monkeypatch.setenv(judge_model.DTYPE_ENV, dtype)
-    scorer = TeacherScorer.from_base(str(base), "esci", batch_size=16)
+    scorer = TeacherScorer.from_base(str(base), "esci", batch_size=16, device=device)
     assert next(scorer.model.parameters()).dtype == judge_model.DTYPES[dtype]
     return scorer.predict(pairs)["score"].to_numpy()
 
@@ -77,3 +83,22 @@ def test_dtype_override_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(judge_model.DTYPE_ENV, "half")
     with pytest.raises(ValueError, match="SHOPREL_DTYPE='half'"):
         judge_model.pick_dtype(torch.device("cpu"))
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+def test_cuda_judge_defaults_to_bf16_and_ranks_as_cpu_fp32(
+    spread_judge: Path, demo_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(300)
+    cpu = _scores(spread_judge, pairs, "float32", monkeypatch, device="cpu")
+    monkeypatch.delenv(judge_model.DTYPE_ENV, raising=False)
+    scorer = TeacherScorer.from_base(str(spread_judge), "esci", batch_size=16)
+    weights = next(scorer.model.parameters())
+    assert weights.device.type == "cuda"
+    assert weights.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
+    gpu = scorer.predict(pairs)["score"].to_numpy()
+    assert cpu.std() > 0.05
+    assert spearmanr(cpu, gpu).statistic >= 0.99

@@ -100,7 +100,7 @@ def test_prefix_sharing_equals_plain_forward(tiny_base: Path, demo_data: Path) -
 
 
 def test_int8_quantizes_the_linear_layers(tiny_base: Path, demo_data: Path) -> None:
-    scorer = TeacherScorer.from_base(str(tiny_base), "esci", int8=True)
+    scorer = TeacherScorer.from_base(str(tiny_base), "esci", int8=True, device="cpu")
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     layers = dict(scorer.model.get_decoder().named_modules())
@@ -274,3 +274,27 @@ def test_a_classifier_head_trains_resumes_and_loads_as_a_plain_judge(
 def test_an_unknown_head_is_refused(tiny_base: Path) -> None:
     with pytest.raises(ValueError, match="head: expected one of"):
         tiny_config(tiny_base, head="linear")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_judge_trains_on_cuda_in_bf16(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scipy.stats import spearmanr
+
+    monkeypatch.delenv("SHOPREL_DTYPE", raising=False)  # the device's own choice
+    out = train_teacher(
+        tiny_config(tiny_base, args={"num_train_epochs": 4}), demo_data, tmp_path / "teacher"
+    )
+    checkpoint = sorted((out / "checkpoints").glob("checkpoint-*"))[-1]
+    args = torch.load(checkpoint / "training_args.bin", weights_only=False)
+    assert args.bf16 == torch.cuda.is_bf16_supported()
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert np.isfinite(losses).all() and np.mean(losses[-4:]) < np.mean(losses[:4])
+    pairs = dev_pairs(demo_data)
+    gpu = TeacherScorer.load(out).predict(pairs)["score"]
+    cpu = TeacherScorer.load(out, device="cpu", dtype=torch.float32).predict(pairs)["score"]
+    base = TeacherScorer.from_base(str(tiny_base), "esci").predict(pairs)["score"]
+    assert not np.allclose(gpu, base, atol=1e-3)  # it learned on the GPU
+    assert spearmanr(gpu, cpu).statistic >= 0.98  # and the saved judge ranks alike on the CPU

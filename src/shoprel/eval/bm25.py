@@ -8,7 +8,10 @@ in ``empty_queries`` and the callers log the count.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from typing import Any
 
 import numpy as np
 
@@ -16,10 +19,26 @@ TOKEN = re.compile(r"\d+(?:[./x]\d+)*[^\W\d_]*|[^\W\d_]+")
 KEPT_STOPWORDS = {"in", "by", "on"}  # units and dimensions in a home-improvement shop
 
 
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+def import_bm25s() -> Any:
+    """``bm25s``, with JAX kept on the CPU while it loads: where JAX is installed, bm25s runs a
+    JAX top-k at import, and JAX on a GPU takes 75% of the GPU's memory up front (its default),
+    which the judge and the student then lack. BM25 here never uses that top-k."""
+    if "bm25s" in sys.modules or "jax" in sys.modules:  # JAX already set up as its user chose
+        import bm25s
 
-    return frozenset(STOPWORDS_EN) - KEPT_STOPWORDS
+        return bm25s
+    before = os.environ.get("JAX_PLATFORMS")
+    os.environ["JAX_PLATFORMS"] = before or "cpu"
+    try:
+        import bm25s
+    finally:
+        if before is None:
+            del os.environ["JAX_PLATFORMS"]
+    return bm25s
+
+
+def _stopwords() -> frozenset[str]:
+    return frozenset(import_bm25s().stopwords.STOPWORDS_EN) - KEPT_STOPWORDS
 
 
 def tokenize(text: str, stopwords: frozenset[str]) -> list[str]:
@@ -31,10 +50,8 @@ class Bm25:
     """A BM25 index over ``texts`` (one per item, in order)."""
 
     def __init__(self, texts: list[str]) -> None:
-        import bm25s
-
         self.stopwords = _stopwords()
-        self.retriever = bm25s.BM25()
+        self.retriever = import_bm25s().BM25()
         corpus = [tokenize(text, self.stopwords) or [""] for text in texts]
         self.retriever.index(corpus, show_progress=False)
         self.vocab = self.retriever.vocab_dict

@@ -215,6 +215,12 @@ def pairs_per_epoch(pairs: pd.DataFrame, cfg: StudentTrainConfig) -> int:
     return int(pairs.groupby("query_id").size().clip(upper=cfg.batch_size).sum())
 
 
+def cuda_has_bf16() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
 def training_arguments(cfg: StudentTrainConfig, out: Path) -> Any:
     import torch
     from sentence_transformers.base.sampler import BatchSamplers
@@ -236,6 +242,7 @@ def training_arguments(cfg: StudentTrainConfig, out: Path) -> Any:
         logging_steps=50,
         report_to=[],
         dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=cuda_has_bf16(),  # mixed precision on a GPU that has it; fp32 on the CPU
         batch_sampler=QueryGroupBatchSampler if grouped else BatchSamplers.BATCH_SAMPLER,
     )
 

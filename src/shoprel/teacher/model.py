@@ -55,7 +55,10 @@ class TeacherMeta:
         return cls(**json.loads(path.read_text()))
 
 
-def pick_device() -> torch.device:
+def pick_device(name: str | None = None) -> torch.device:
+    """``name`` where given, else CUDA where present, else the CPU."""
+    if name:
+        return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -124,8 +124,7 @@ class TeacherScorer(Scorer):
     ) -> TeacherScorer:
         from transformers import AutoTokenizer
 
-        device_ = torch.device(device) if device else pick_device()
-        model = load_causal_lm(directory, device_, int8, dtype)
+        model = load_causal_lm(directory, pick_device(device), int8, dtype)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         return cls(model, tokenizer, TeacherMeta.load(directory), **options)
 
@@ -137,6 +136,7 @@ class TeacherScorer(Scorer):
         *,
         prompt: PromptConfig | None = None,
         int8: bool = False,
+        device: str | None = None,
         dtype: torch.dtype | None = None,
         **options: Any,
     ) -> TeacherScorer:
@@ -147,7 +147,7 @@ class TeacherScorer(Scorer):
 
         path = resolve_model(base)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = load_causal_lm(path, pick_device(), int8, dtype)
+        model = load_causal_lm(path, pick_device(device), int8, dtype)
         prompt = prompt or PromptConfig()
         builder = PromptBuilder(tokenizer, get_scale(scale), prompt)
         meta = TeacherMeta(
