@@ -285,6 +285,10 @@ def label(
         str | None, typer.Option(help="'local' starts Ray here; else a cluster address")
     ] = None,
     workers: Annotated[int, typer.Option(help="Ray actors")] = 1,
+    gpus_per_worker: Annotated[
+        float | None,
+        typer.Option(help="GPUs per Ray actor (default: this machine's shared out; 0: CPU)"),
+    ] = None,
 ) -> None:
     """Score pairs with the teacher, shard by shard; a rerun finishes an interrupted job."""
     from shoprel.labeling.run import LabelConfig, label_pairs
@@ -295,6 +299,7 @@ def label(
         batch_size=batch_size,
         ray_address=ray_address,
         workers=workers,
+        gpus_per_worker=gpus_per_worker,
     )
     summary = label_pairs(teacher, pairs, out, cfg)
     console.print(

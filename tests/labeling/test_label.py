@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from shoprel.data.readers import DataError
-from shoprel.labeling.run import LabelConfig, label_pairs
+from shoprel.labeling import run as label_run
+from shoprel.labeling.run import LabelConfig, actor_resources, label_pairs
 from shoprel.labeling.shards import LABELS, shard_path
 from shoprel.scoring import load_scorer
 
@@ -176,3 +177,33 @@ def test_a_ray_actor_killed_mid_job_is_replaced_and_the_output_is_unchanged(
     labels = pd.read_parquet(out / LABELS)
     assert labels["pair_id"].tolist() == reference["pair_id"].tolist()
     assert labels["score"].to_numpy() == pytest.approx(reference["score"].to_numpy(), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("gpus_here", "workers", "asked", "expected"),
+    [
+        (0, 2, None, 0.0),  # no GPU: the judges stay on the CPU
+        (1, 1, None, 1.0),
+        (1, 4, None, 0.25),  # four actors share the one GPU
+        (4, 2, None, 1.0),  # a judge runs on one GPU
+        (1, 1, 0.0, 0.0),  # kept off the GPU on request
+        (0, 1, 1.0, 1.0),  # a cluster's GPUs, where the driver has none
+    ],
+)
+def test_ray_actors_share_out_the_gpus(
+    gpus_here: int,
+    workers: int,
+    asked: float | None,
+    expected: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(label_run, "local_gpus", lambda: gpus_here)
+    cfg = LabelConfig(workers=workers, cpus_per_worker=1, gpus_per_worker=asked)
+    assert actor_resources(cfg) == {"num_cpus": 1, "num_gpus": expected}
+
+
+def test_label_config_refuses_negative_gpus_and_no_workers() -> None:
+    with pytest.raises(ValueError, match="gpus_per_worker"):
+        LabelConfig(gpus_per_worker=-1)
+    with pytest.raises(ValueError, match="workers"):
+        LabelConfig(workers=0)

@@ -44,8 +44,9 @@ logger = logging.getLogger(__name__)
 class LabelConfig:
     """shard_size: pairs per shard (the unit of resume). int8: dynamic int8 LLM judges.
     ray_address: None (this process), ``local`` (start Ray here) or a cluster address.
-    workers: Ray actors, each with ``cpus_per_worker`` cores (default: this machine's cores
-    shared out)."""
+    workers: Ray actors, each with ``cpus_per_worker`` cores and ``gpus_per_worker`` GPUs
+    (defaults: this machine's cores and GPUs shared out, at most one GPU an actor; 0 GPUs keeps
+    the judges on the CPU). Ray hides the GPUs from an actor that asks for none."""
 
     shard_size: int = 2000
     int8: bool = False
@@ -53,6 +54,28 @@ class LabelConfig:
     ray_address: str | None = None
     workers: int = 1
     cpus_per_worker: float = 0.0
+    gpus_per_worker: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers: expected >= 1, got {self.workers}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ValueError(f"gpus_per_worker: expected >= 0, got {self.gpus_per_worker}")
+
+
+def local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def actor_resources(cfg: LabelConfig) -> dict[str, float]:
+    """Ray's ``num_cpus`` and ``num_gpus`` of one labeling actor."""
+    cpus = cfg.cpus_per_worker or max(1.0, (os.cpu_count() or 1) / cfg.workers)
+    gpus = cfg.gpus_per_worker
+    if gpus is None:
+        gpus = min(1.0, local_gpus() / cfg.workers)
+    return {"num_cpus": cpus, "num_gpus": gpus}
 
 
 def score_shard(scorer: Any, rows: pd.DataFrame, teacher: str) -> pd.DataFrame:
@@ -170,13 +193,12 @@ def _label_with_ray(
     if not ray.is_initialized():
         address = None if cfg.ray_address == "local" else cfg.ray_address
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    cpus = cfg.cpus_per_worker or max(1.0, (os.cpu_count() or 1) / cfg.workers)
     tasks = ray.data.from_items([{"shard": i} for i in todo], override_num_blocks=len(todo))
     done = tasks.map_batches(
         ShardLabeler,
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=cfg.workers),
-        num_cpus=cpus,
+        **actor_resources(cfg),
         fn_constructor_kwargs={
             "teacher": str(Path(teacher).resolve()),
             "pairs_file": str(Path(pairs_file).resolve()),
