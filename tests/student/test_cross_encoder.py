@@ -81,6 +81,19 @@ def test_activation_in_the_meta_file_decides_the_score(
     assert np.allclose(3.0 / (1.0 + np.exp(-logits)), sigmoid, atol=1e-5)
 
 
+def distill_config(tiny_bert: Path, labels: Path) -> StudentTrainConfig:
+    """Two epochs of the tiny BERT on the teacher's labels of the train split."""
+    return StudentTrainConfig(
+        base=str(tiny_bert),
+        labels=[str(labels)],
+        epochs=2,
+        learning_rate=3e-3,
+        batch_size=32,
+        max_length=48,
+        max_dev_pairs=100,
+    )
+
+
 def test_distilled_student_ranks_like_its_teacher(
     tiny_bert: Path,
     demo_data: Path,
@@ -91,15 +104,7 @@ def test_distilled_student_ranks_like_its_teacher(
     from sentence_transformers.cross_encoder import CrossEncoder
     from transformers import set_seed
 
-    cfg = StudentTrainConfig(
-        base=str(tiny_bert),
-        labels=[str(label_dirs[0])],
-        epochs=2,
-        learning_rate=3e-3,
-        batch_size=32,
-        max_length=48,
-        max_dev_pairs=100,
-    )
+    cfg = distill_config(tiny_bert, label_dirs[0])
     held_out = pd.read_parquet(demo_data / "dev.parquet")
     teacher_scores = teacher(held_out["title"])
 
@@ -236,15 +241,7 @@ def test_a_student_trained_on_cuda_scores_alike_on_the_cpu(
 ) -> None:
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    cfg = StudentTrainConfig(
-        base=str(tiny_bert),
-        labels=[str(label_dirs[0])],
-        epochs=2,
-        learning_rate=3e-3,
-        batch_size=32,
-        max_length=48,
-        max_dev_pairs=100,
-    )
+    cfg = distill_config(tiny_bert, label_dirs[0])
     out = train_cross_encoder(cfg, demo_data, tmp_path / "student")
     held_out = pd.read_parquet(demo_data / "dev.parquet")
     inputs = list(zip(held_out["query"], item_texts(held_out, cfg.fields), strict=True))
