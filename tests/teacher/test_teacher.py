@@ -298,3 +298,30 @@ def test_the_judge_trains_on_cuda_in_bf16(
     base = TeacherScorer.from_base(str(tiny_base), "esci").predict(pairs)["score"]
     assert not np.allclose(gpu, base, atol=1e-3)  # it learned on the GPU
     assert spearmanr(gpu, cpu).statistic >= 0.98  # and the saved judge ranks alike on the CPU
+
+
+def test_checkpoints_count_the_trained_weights_and_their_adam_moments(tiny_base: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from shoprel.teacher.judge_io import checkpoint_bytes
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    whole, full = checkpoint_bytes(model)
+    assert full == 3 * whole  # fp32 weights and AdamW's two fp32 moments
+    adapted = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"]))
+    trained = sum(p.numel() * 4 for p in adapted.parameters() if p.requires_grad)
+    assert checkpoint_bytes(adapted) == (whole + trained, 3 * trained)
+
+
+def test_a_run_the_disk_cannot_hold_fails_before_training(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from shoprel.teacher import judge_io
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(judge_io.shutil, "disk_usage", lambda path: usage._replace(free=10_000))
+    with pytest.raises(OSError, match=r"0\.0 GiB free, but the run's checkpoints"):
+        train_teacher(tiny_config(tiny_base), demo_data, tmp_path / "teacher")
+    assert not (tmp_path / "teacher" / "checkpoints").exists()

@@ -128,7 +128,40 @@ def trainer_arguments(
             merged.get("gradient_accumulation_steps", 1),
             merged.get("num_train_epochs", 1.0),
         )
+    check_disk_space(model, out, merged)
     return merged
+
+
+GIB = 2**30
+
+
+def checkpoint_bytes(model: Any) -> tuple[int, int]:
+    """Bytes of ``model`` saved whole, and of one trainer checkpoint of it: the trainable
+    weights (every weight where none is frozen) and AdamW's two moments of each."""
+    params = list(model.parameters())
+    whole = sum(p.numel() * p.element_size() for p in params)
+    trained = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    weights = whole if trained == whole else trained
+    return whole, weights + 2 * trained
+
+
+def check_disk_space(model: Any, checkpoints: Path, args: dict[str, Any]) -> None:
+    """Fail before training where the disk under ``checkpoints`` cannot hold the checkpoints the
+    run keeps (one more while the oldest is rotated out) and the judge saved at the end."""
+    whole, checkpoint = checkpoint_bytes(model)
+    need = whole
+    if args.get("save_strategy", "no") != "no":
+        kept = (args.get("save_total_limit") or 1) + 1
+        present = sum(f.stat().st_size for f in checkpoints.rglob("*") if f.is_file())
+        need += max(0, kept * checkpoint - present)
+    existing = next(p for p in (checkpoints, *checkpoints.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise OSError(
+            f"{checkpoints}: {free / GIB:.1f} GiB free, but the run's checkpoints "
+            f"({checkpoint / GIB:.1f} GiB each) and the saved judge need about {need / GIB:.1f} "
+            "GiB; free some space, keep fewer checkpoints (save_total_limit) or train with LoRA"
+        )
 
 
 def library_config(cls: type, kwargs: dict[str, Any], where: str) -> Any:
