@@ -40,10 +40,10 @@ from rich.table import Table
 from scipy.stats import spearmanr
 
 from shoprel.data.splits import read_split
+from shoprel.devices import cpu_name
 from shoprel.eval.metrics import roc_auc_bad
 from shoprel.serve.onnx_scorer import FP32_FILE, OnnxScorer
 from shoprel.student.scorer import item_texts
-from shoprel.teacher.model import cpu_name
 
 ITEMS = 100
 FIELDS = ["title", "brand", "category"]

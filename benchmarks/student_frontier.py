@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoprel.data.splits import read_split
+from shoprel.devices import cpu_name
 from shoprel.eval import plots
 from shoprel.eval.metrics import ranking_metrics
 from shoprel.io import write_json
@@ -42,7 +43,6 @@ from shoprel.serve.export import ExportConfig, GateError, export_onnx
 from shoprel.serve.latency import rerank_latency
 from shoprel.serve.reranker import Reranker
 from shoprel.student.train import StudentTrainConfig, train_or_reuse
-from shoprel.teacher.model import cpu_name
 
 ITEMS = 100
 MEASURED_MEMBERS = {  # run models that are torch cross-encoder dirs, and where the run keeps them

@@ -16,7 +16,7 @@ pairs (the first whole queries of the dev split) it times
                    matmul is at least 2x faster than fp32, and on CUDA).
 
 (b) and (c) run in fp32 whatever the CPU. The JSON also has the CPU's model name and its bf16
-matmul speedup as measured by :func:`shoprel.teacher.model.cpu_bf16_speedup`.
+matmul speedup as measured by :func:`shoprel.devices.cpu_bf16_speedup`.
 
 Each method is warmed up on a few pairs first; then the methods take turns on parts of the pairs
 (``--rounds``), so that other processes on the machine slow them alike. Prints a table, then one
@@ -50,7 +50,7 @@ from scipy.stats import spearmanr
 
 from shoprel.data.prepare import PrepareConfig, prepare
 from shoprel.data.splits import read_split
-from shoprel.teacher.model import cpu_bf16_speedup, cpu_name
+from shoprel.devices import cpu_bf16_speedup, cpu_name
 from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
 
 DATA = Path(__file__).resolve().parents[1] / "../shared/data/home_depot_search_relevance/train.csv"

@@ -10,7 +10,7 @@ import torch
 from scipy.stats import spearmanr
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from shoprel.teacher import model as judge_model
+from shoprel import devices
 from shoprel.teacher.scorer import TeacherScorer
 
 
@@ -34,9 +34,9 @@ def _scores(
     monkeypatch: pytest.MonkeyPatch,
     device: str | None = None,
 ):
-    monkeypatch.setenv(judge_model.DTYPE_ENV, dtype)
+    monkeypatch.setenv(devices.DTYPE_ENV, dtype)
     scorer = TeacherScorer.from_base(str(base), "esci", batch_size=16, device=device)
-    assert next(scorer.model.parameters()).dtype == judge_model.DTYPES[dtype]
+    assert next(scorer.model.parameters()).dtype == devices.DTYPES[dtype]
     return scorer.predict(pairs)["score"].to_numpy()
 
 
@@ -67,22 +67,22 @@ def test_cpu_dtype_follows_flags_and_measured_speed(
     expected: torch.dtype,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(judge_model.DTYPE_ENV, raising=False)
-    monkeypatch.setattr(judge_model, "read_cpuinfo", lambda: cpuinfo)
-    monkeypatch.setattr(judge_model, "cpu_bf16_speedup", lambda: speedup)
-    judge_model.cpu_has_bf16.cache_clear()
+    monkeypatch.delenv(devices.DTYPE_ENV, raising=False)
+    monkeypatch.setattr(devices, "read_cpuinfo", lambda: cpuinfo)
+    monkeypatch.setattr(devices, "cpu_bf16_speedup", lambda: speedup)
+    devices.cpu_has_bf16.cache_clear()
     try:
-        assert judge_model.pick_dtype(torch.device("cpu")) == expected
+        assert devices.pick_dtype(torch.device("cpu")) == expected
     finally:
-        judge_model.cpu_has_bf16.cache_clear()
+        devices.cpu_has_bf16.cache_clear()
 
 
 def test_dtype_override_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(judge_model.DTYPE_ENV, "fp32")
-    assert judge_model.pick_dtype(torch.device("cpu")) == torch.float32
-    monkeypatch.setenv(judge_model.DTYPE_ENV, "half")
+    monkeypatch.setenv(devices.DTYPE_ENV, "fp32")
+    assert devices.pick_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.setenv(devices.DTYPE_ENV, "half")
     with pytest.raises(ValueError, match="SHOPREL_DTYPE='half'"):
-        judge_model.pick_dtype(torch.device("cpu"))
+        devices.pick_dtype(torch.device("cpu"))
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -94,7 +94,7 @@ def test_cuda_judge_defaults_to_bf16_and_ranks_as_cpu_fp32(
 ) -> None:
     pairs = pd.read_parquet(demo_data / "dev.parquet").head(300)
     cpu = _scores(spread_judge, pairs, "float32", monkeypatch, device="cpu")
-    monkeypatch.delenv(judge_model.DTYPE_ENV, raising=False)
+    monkeypatch.delenv(devices.DTYPE_ENV, raising=False)
     scorer = TeacherScorer.from_base(str(spread_judge), "esci", batch_size=16)
     weights = next(scorer.model.parameters())
     assert weights.device.type == "cuda"
@@ -102,3 +102,18 @@ def test_cuda_judge_defaults_to_bf16_and_ranks_as_cpu_fp32(
     gpu = scorer.predict(pairs)["score"].to_numpy()
     assert cpu.std() > 0.05
     assert spearmanr(cpu, gpu).statistic >= 0.99
+
+
+@pytest.mark.parametrize(("cuda", "bf16"), [(False, False), (True, False), (True, True)])
+def test_device_and_dtype_follow_cuda(
+    cuda: bool, bf16: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(devices.DTYPE_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert devices.pick_device().type == ("cuda" if cuda else "cpu")
+    assert devices.pick_device("cpu").type == "cpu"  # a name given wins
+    assert devices.cuda_has_bf16() is (cuda and bf16)
+    if cuda:
+        expected = torch.bfloat16 if bf16 else torch.float32
+        assert devices.pick_dtype(torch.device("cuda")) == expected

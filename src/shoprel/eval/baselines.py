@@ -79,9 +79,11 @@ class BiEncoderScorer(Scorer):
     def load(cls, model: str | Path = "minilm-l6", batch_size: int = 128) -> BiEncoderScorer:
         from sentence_transformers import SentenceTransformer
 
+        from shoprel.devices import pick_device
         from shoprel.models import resolve_model
 
-        return cls(SentenceTransformer(resolve_model(str(model)), device=_device()), batch_size)
+        device = pick_device().type
+        return cls(SentenceTransformer(resolve_model(str(model)), device=device), batch_size)
 
     def cosine(self, pairs: pd.DataFrame, progress: bool = False) -> np.ndarray:
         queries = pairs["query"].drop_duplicates().tolist()
@@ -106,12 +108,6 @@ class BiEncoderScorer(Scorer):
     def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
         scores = self.cosine(pairs, progress).astype(float)
         return pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": scores})
-
-
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def run_baseline(name: str, data_dir: str | Path, split: str, out: str | Path) -> pd.DataFrame:

@@ -215,17 +215,12 @@ def pairs_per_epoch(pairs: pd.DataFrame, cfg: StudentTrainConfig) -> int:
     return int(pairs.groupby("query_id").size().clip(upper=cfg.batch_size).sum())
 
 
-def cuda_has_bf16() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 def training_arguments(cfg: StudentTrainConfig, out: Path) -> Any:
     import torch
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
+    from shoprel.devices import cuda_has_bf16
     from shoprel.student.sampler import QueryGroupBatchSampler
 
     grouped = cfg.loss == "margin-mse"

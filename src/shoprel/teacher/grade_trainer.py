@@ -25,6 +25,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from shoprel.data.schema import GradeScale
+from shoprel.devices import pick_device
 from shoprel.models import resolve_model
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import (
@@ -34,7 +35,7 @@ from shoprel.teacher.judge_io import (
     save_merged,
     trainer_arguments,
 )
-from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, pick_device
+from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right
 from shoprel.teacher.prompts import PromptBuilder
 from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
 from shoprel.teacher.stage_io import judge_metrics

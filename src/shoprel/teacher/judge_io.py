@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from shoprel.devices import pick_device, pick_dtype
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import (
     GRADE_HEAD,
@@ -24,8 +25,6 @@ from shoprel.teacher.model import (
     TeacherMeta,
     attach_grade_head,
     fold_grade_head,
-    pick_device,
-    pick_dtype,
 )
 
 

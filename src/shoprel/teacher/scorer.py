@@ -25,16 +25,10 @@ import pandas as pd
 import torch
 
 from shoprel.data.schema import get_scale
+from shoprel.devices import pick_device, pick_dtype
 from shoprel.progress import progress_bar
 from shoprel.scoring import Scorer
-from shoprel.teacher.model import (
-    TeacherMeta,
-    grade_logits,
-    pad_right,
-    pick_device,
-    pick_dtype,
-    run_prefixes,
-)
+from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, run_prefixes
 from shoprel.teacher.prompts import MODES, PromptBuilder, PromptConfig
 
 
