@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,7 @@ def test_a_rerun_stage_reuses_models_finished_with_the_same_settings(
         return Path(out)
 
     monkeypatch.setattr(student_train, "train_cross_encoder", fake_train)
+    write_json({"result": {"members": {}}}, tmp_path / "stages" / "teacher.json")
     cfg = PipelineConfig()
     cfg.student.curve_fracs = [0.5]
     run_student(cfg, tmp_path)
@@ -174,3 +175,34 @@ def test_a_stopped_lref_judge_resumes_and_new_settings_start_afresh(
     (model_dir / "select" / "stale.txt").write_text("from the old settings")
     _judge(judge, tmp_path, model_dir)
     assert calls[2] is False and not (model_dir / "select" / "stale.txt").exists()
+
+
+def test_the_label_only_student_is_the_member_trained_with_its_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a cross-encoder member learned the labels with the label-only student's settings,
+    the student stage takes that model instead of training it again; other settings train."""
+    import shoprel.student.train as student_train
+    from shoprel.pipeline.stages import LABEL_ONLY, run_student
+
+    trained: list[str] = []
+
+    def fake_train(cfg: Any, data_dir: Path, out: Path, resume: bool = False) -> Path:
+        trained.append(Path(out).name)
+        write_json({"train": asdict(cfg)}, Path(out) / student_train.META_FILE)
+        return Path(out)
+
+    monkeypatch.setattr(student_train, "train_cross_encoder", fake_train)
+    cfg = PipelineConfig()
+    member = tmp_path / "teacher" / "ce-minilm-l6"
+    member_cfg = replace(cfg.student.model, labels=[], loss="labels")
+    write_json({"train": asdict(member_cfg)}, member / student_train.META_FILE)
+    members = {"judge": str(tmp_path / "teacher" / "judge"), "ce-minilm-l6": str(member)}
+    members["cosine-minilm-l6"] = "minilm-l6"
+    write_json({"result": {"members": members}}, tmp_path / "stages" / "teacher.json")
+    result = run_student(cfg, tmp_path)
+    assert trained == ["student"] and result[LABEL_ONLY] == str(member)
+    cfg.student.model.max_train_pairs += 1  # not the member's settings any more
+    result = run_student(cfg, tmp_path)
+    assert trained[1:] == ["student", "student-labels"]
+    assert result[LABEL_ONLY] == str(tmp_path / "student-labels")

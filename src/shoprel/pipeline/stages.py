@@ -154,16 +154,26 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     )
     jobs = {DISTILLED: (distilled, out / "student")}
     if stage.label_only:
-        jobs[LABEL_ONLY] = (
-            replace(stage.model, labels=[], loss="labels"),
-            out / "student-labels",
-        )
+        label_only = replace(stage.model, labels=[], loss="labels")
+        jobs[LABEL_ONLY] = (label_only, same_member(label_only, out) or out / "student-labels")
     for frac in stage.curve_fracs:
         jobs[f"student ({frac:.0%} of augmented pairs)"] = (
             replace(distilled, augment_frac=frac),
             out / f"student-augment-{frac:g}",
         )
     return {name: _cross_encoder(c, out, d) for name, (c, d) in jobs.items()}
+
+
+def same_member(cfg: Any, out: Path) -> Path | None:
+    """The teacher's cross-encoder member trained with exactly the settings ``cfg`` gives (on the
+    same data): the label-only student is that model, so it is not trained twice."""
+    from shoprel.student.train import META_FILE, model_settings
+
+    for path in stage_result(out, "teacher")["members"].values():
+        if trained_with(Path(path), META_FILE, model_settings(cfg)):
+            logger.info("the label-only student is the teacher's member %s", path)
+            return Path(path)
+    return None
 
 
 def run_export(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
