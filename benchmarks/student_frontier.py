@@ -39,6 +39,7 @@ from shoprel.devices import cpu_name
 from shoprel.eval import plots
 from shoprel.eval.metrics import ranking_metrics
 from shoprel.io import write_json
+from shoprel.pipeline.stages import DISTILLED, LABEL_ONLY
 from shoprel.serve.export import ExportConfig, GateError, export_onnx
 from shoprel.serve.latency import rerank_latency
 from shoprel.serve.reranker import Reranker
@@ -46,9 +47,21 @@ from shoprel.student.train import StudentTrainConfig, train_or_reuse
 
 ITEMS = 100
 MEASURED_MEMBERS = {  # run models that are torch cross-encoder dirs, and where the run keeps them
-    "student (labels only)": "student-labels",
+    LABEL_ONLY: "student-labels",
     "teacher member: ce-minilm-l6": "teacher/ce-minilm-l6",
 }
+
+
+def measured_members(run: Path) -> dict[str, Path]:
+    """:data:`MEASURED_MEMBERS` in ``run``; the label-only student where the run's student stage
+    recorded it (the teacher's member, where the pipeline took that instead of training it)."""
+    found = {name: run / where for name, where in MEASURED_MEMBERS.items()}
+    record = run / "stages" / "student.json"
+    students = json.loads(record.read_text())["result"] if record.is_file() else {}
+    if LABEL_ONLY in students and DISTILLED in students:
+        recorded_run = Path(students[DISTILLED]).parent  # the run dir as the pipeline named it
+        found[LABEL_ONLY] = run / Path(students[LABEL_ONLY]).relative_to(recorded_run)
+    return found
 
 
 def parse_args() -> argparse.Namespace:
@@ -145,13 +158,14 @@ def main() -> None:
         timed[name] = (where, layer_count(where))
         points[name] = {"layers": timed[name][1]} | test_metrics(where, test, scale)
     known = json.loads(args.models.read_text())["models"] if args.models else {}
+    members = measured_members(run) if run is not None else {}
     for name, found in known.items():
         points[name] = {
             "layers": 0,
             "auc": found["auc"],
             "pairwise_accuracy": found["pairwise_accuracy"],
         }
-        where = run / MEASURED_MEMBERS[name] if name in MEASURED_MEMBERS else None
+        where = members.get(name)
         if where is not None and where.is_dir():
             timed[name] = (where, 0)
     scorers = {name: (str(path), {}) for name, (path, _) in timed.items()}
