@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench st-onnx-env lint clean
 
 setup: $(STAMP)
 
@@ -26,7 +26,18 @@ test: setup
 BENCHMARKS := baselines teacher_scoring teacher_quality lref_ablation dpo_on_judge \
 	labeling_throughput distill_scaling pointwise_weight student_frontier latency_levers \
 	serving_latency serving_load serving_soak
-bench: setup
+# sentence-transformers' ONNX backend, which serving_latency.py compares against: it needs
+# transformers < 4.58, so it has its own environment
+ST_ONNX := .venv-st-onnx
+st-onnx-env: $(ST_ONNX)/.installed
+
+$(ST_ONNX)/.installed: benchmarks/st_onnx_requirements.txt
+	test -x $(ST_ONNX)/bin/python || $(PYTHON) -m venv $(ST_ONNX) || python3 -m venv $(ST_ONNX)
+	$(ST_ONNX)/bin/pip install --quiet torch==2.13.0
+	$(ST_ONNX)/bin/pip install --quiet --no-deps -r benchmarks/st_onnx_requirements.txt
+	touch $@
+
+bench: setup st-onnx-env
 	test -f runs/quickstart/metrics.json || $(BIN)/shoprel quickstart
 	set -e; for name in $(BENCHMARKS); do \
 		echo "== benchmarks/$$name.py --quick"; \
@@ -38,4 +49,4 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(ST_ONNX) runs

@@ -10,7 +10,12 @@ same draws for every method. Methods, all on the same weights:
 
     (a) int8:        ``Reranker`` on the export's ``model_int8.onnx`` (onnxruntime);
     (b) fp32:        ``Reranker`` on the export's ``model.onnx``;
-    (c) st_predict:  sentence-transformers ``CrossEncoder.predict`` on the cross-encoder dir.
+    (c) st_predict:  sentence-transformers ``CrossEncoder.predict`` on the cross-encoder dir;
+    (d) st_onnx_int8: sentence-transformers' own ONNX backend, quantized with its
+        ``export_dynamic_quantized_onnx_model`` (the config for this CPU's flags). It needs
+        transformers < 4.58, so it runs in its own environment (``make st-onnx-env``) and process
+        (``benchmarks/st_onnx_backend.py``), timed there without the pipe. Without that
+        environment the row is left out and the JSON says why.
 
 Each method is warmed up first; then the methods take turns (``--rounds``) so that other processes
 on the machine slow them alike. The floor: this CPU's int8 matrix-multiply rate (onnxruntime
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +49,10 @@ from shoprel.serve.reranker import Reranker
 from shoprel.student.scorer import item_texts
 
 FIELDS = ["title", "brand", "category"]
+ROOT = Path(__file__).resolve().parents[1]
+ST_ONNX_ENV = ROOT / ".venv-st-onnx"  # `make st-onnx-env` marks it `.installed` when complete
 Rerank = Callable[[str, list[dict[str, str]]], Any]
+METHODS = ("int8", "fp32", "st_predict", "st_onnx_int8")
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,6 +65,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="0: one per core")
     parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--st-onnx-python",
+        type=Path,
+        help="interpreter with sentence-transformers' ONNX backend (default: make st-onnx-env's)",
+    )
     args = parser.parse_args()
     resolve_paths(args)
     if args.quick:
@@ -82,6 +96,58 @@ def draws(
     return out
 
 
+class StOnnxBackend:
+    """sentence-transformers' ONNX int8 backend in its own process (``st_onnx_backend.py``): a
+    rerank returns the scores in the order of ``items``; ``last_ms`` is its time in that process."""
+
+    def __init__(
+        self, python: Path, cross_encoder: Path, out: Path, meta: dict, batch_size: int
+    ) -> None:
+        self.fields = meta["fields"]
+        command = [
+            str(python),
+            str(Path(__file__).with_name("st_onnx_backend.py")),
+            f"--model={cross_encoder}",
+            f"--out={out}",
+            f"--max-length={meta['max_length']}",
+            f"--batch-size={batch_size}",
+            f"--activation={meta.get('activation', 'sigmoid')}",
+        ]
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        ready = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not ready:
+            raise RuntimeError(f"{command[1]} exited with {self.process.wait()} before loading")
+        self.file = json.loads(ready)["file"]
+        self.last_ms = 0.0
+
+    def __call__(self, query: str, items: list[dict[str, str]]) -> np.ndarray:
+        texts = item_texts(pd.DataFrame(items), self.fields)
+        request = json.dumps({"pairs": [[query, text] for text in texts]})
+        self.process.stdin.write(request + "\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        answer = json.loads(self.process.stdout.readline())  # type: ignore[union-attr]
+        self.last_ms = answer["ms"]
+        return np.array(answer["scores"])
+
+    def close(self) -> None:
+        self.process.stdin.close()  # type: ignore[union-attr]
+        self.process.wait(timeout=60)
+
+
+def st_onnx_backend(args: argparse.Namespace, meta: dict) -> StOnnxBackend | str:
+    """The backend, or why it is not measured."""
+    python = args.st_onnx_python
+    if python is None and (ST_ONNX_ENV / ".installed").is_file():
+        python = ST_ONNX_ENV / "bin/python"
+    if python is None:
+        return f"no {ST_ONNX_ENV}: `make st-onnx-env` builds it"
+    out = args.export.parent / f"{args.export.name}-st-onnx"  # its own export, beside shoprel's
+    return StOnnxBackend(python, args.cross_encoder, out, meta, args.batch_size)
+
+
 def load_methods(args: argparse.Namespace) -> dict[str, Rerank]:
     import torch
     from sentence_transformers import CrossEncoder
@@ -101,7 +167,16 @@ def load_methods(args: argparse.Namespace) -> dict[str, Rerank]:
         pairs = [(query, text) for text in texts]
         return model.predict(pairs, batch_size=args.batch_size, activation_fn=activation)
 
-    return {"int8": int8.rerank, "fp32": fp32.rerank, "st_predict": st_predict}
+    methods: dict[str, Rerank] = {"int8": int8.rerank, "fp32": fp32.rerank}
+    methods["st_predict"] = st_predict
+    backend = st_onnx_backend(args, meta)
+    if isinstance(backend, str):
+        print(f"st_onnx_int8: not measured: {backend}")
+        args.st_onnx_note = backend
+    else:
+        methods["st_onnx_int8"] = backend
+        args.st_onnx_note = f"{backend.file} of sentence-transformers 5.7 / transformers 4.57"
+    return methods
 
 
 def time_methods(
@@ -121,7 +196,8 @@ def time_methods(
                 for query, items in draw[part::rounds]:
                     started = time.perf_counter()
                     method(query, items)
-                    times[name][size].append((time.perf_counter() - started) * 1000)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    times[name][size].append(getattr(method, "last_ms", elapsed))
             load[name] = max(load[name], os.getloadavg()[0])
     return times, load
 
@@ -203,7 +279,9 @@ def table(summary: dict[str, Any], sizes: list[int], title: str) -> Table:
         out.add_column(column, justify="left" if column == "method" else "right")
     for size in sizes:
         floor = summary[f"floor_ms_{size}"]
-        for name in ("int8", "fp32", "st_predict"):
+        for name in METHODS:
+            if f"{name}_p50_ms_{size}" not in summary:
+                continue
             p50 = summary[f"{name}_p50_ms_{size}"]
             out.add_row(
                 str(size),
@@ -224,8 +302,11 @@ def agreement(
     scale: GradeScale,
     activation: str,
 ) -> dict[str, float]:
-    """Max score differences on one draw: fp32 ONNX vs sentence-transformers (same weights, so
-    about 1e-6; on the unit scale for sigmoid models), and int8 vs fp32."""
+    """Score agreement on one draw: max differences of fp32 ONNX against sentence-transformers
+    (same weights, so about 1e-6; on the unit scale for sigmoid models) and of int8 against fp32;
+    the Spearman correlation of each int8 model's order with ``CrossEncoder.predict``'s."""
+    from scipy.stats import spearmanr
+
     scores = {}
     for name in ("int8", "fp32"):
         by_id = {r.id: r.score for r in methods[name](query, items)}
@@ -234,10 +315,16 @@ def agreement(
     fp32 = scores["fp32"]
     if activation == "sigmoid":  # ST gives sigmoid(logit); the Reranker maps it to the scale
         fp32 = (fp32 - scale.low) / (scale.high - scale.low)
-    return {
+    out = {
         "fp32_vs_st_max_abs_diff": float(np.abs(fp32 - st).max()),
         "int8_vs_fp32_max_abs_diff": float(np.abs(scores["int8"] - scores["fp32"]).max()),
+        "int8_spearman_vs_st": round(float(spearmanr(scores["int8"], st)[0]), 4),
     }
+    if "st_onnx_int8" in methods:
+        st_int8 = np.asarray(methods["st_onnx_int8"](query, items), dtype=float)
+        out["st_onnx_int8_vs_st_max_abs_diff"] = float(np.abs(st_int8 - st).max())
+        out["st_onnx_int8_spearman_vs_st"] = round(float(spearmanr(st_int8, st)[0]), 4)
+    return out
 
 
 def main() -> None:
@@ -259,13 +346,19 @@ def main() -> None:
         summary[f"int8_vs_floor_{size}"] = round(
             summary[f"int8_p50_ms_{size}"] / summary[f"floor_ms_{size}"], 2
         )
-        for name in ("fp32", "st_predict"):
+        for name in METHODS[1:]:
+            if f"{name}_p50_ms_{size}" not in summary:
+                continue
             summary[f"{name}_vs_int8_p50_{size}"] = round(
                 summary[f"{name}_p50_ms_{size}"] / summary[f"int8_p50_ms_{size}"], 3
             )
         summary[f"gops_per_rerank_{size}"] = round(ops[size] / 1e9, 3)
     activation = json.loads((export / META_FILE).read_text()).get("activation", "sigmoid")
     summary |= agreement(methods, *work[100][0], scale, activation)
+    summary["st_onnx_int8"] = args.st_onnx_note
+    summary.setdefault("st_onnx_int8_p50_ms_100", None)
+    if isinstance(methods.get("st_onnx_int8"), StOnnxBackend):
+        methods["st_onnx_int8"].close()
     title = f"Rerank latency, {export.name}, Home Depot dev items, {args.repeats} reranks per cell"
     Console(width=160).print(table(summary, sorted(work), title))
     summary |= {
