@@ -117,10 +117,11 @@ class StOnnxBackend:
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
-        ready = self.process.stdout.readline()  # type: ignore[union-attr]
-        if not ready:
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
             raise RuntimeError(f"{command[1]} exited with {self.process.wait()} before loading")
-        self.file = json.loads(ready)["file"]
+        loaded = json.loads(line)
+        self.file, self.versions = loaded["file"], loaded["versions"]
         self.last_ms = 0.0
 
     def __call__(self, query: str, items: list[dict[str, str]]) -> np.ndarray:
@@ -167,15 +168,18 @@ def load_methods(args: argparse.Namespace) -> dict[str, Rerank]:
         pairs = [(query, text) for text in texts]
         return model.predict(pairs, batch_size=args.batch_size, activation_fn=activation)
 
-    methods: dict[str, Rerank] = {"int8": int8.rerank, "fp32": fp32.rerank}
-    methods["st_predict"] = st_predict
+    methods: dict[str, Rerank] = {
+        "int8": int8.rerank,
+        "fp32": fp32.rerank,
+        "st_predict": st_predict,
+    }
     backend = st_onnx_backend(args, meta)
     if isinstance(backend, str):
         print(f"st_onnx_int8: not measured: {backend}")
         args.st_onnx_note = backend
     else:
         methods["st_onnx_int8"] = backend
-        args.st_onnx_note = f"{backend.file} of sentence-transformers 5.7 / transformers 4.57"
+        args.st_onnx_note = f"{backend.file}, {backend.versions}"
     return methods
 
 

@@ -10,7 +10,7 @@ interpreter. It imports nothing of shoprel.
 The script copies the cross-encoder to ``--out``, exports it with ``backend="onnx"``, quantizes it
 with ``export_dynamic_quantized_onnx_model`` (the config this CPU's flags call for, as the
 sentence-transformers docs advise), loads the int8 file and writes one JSON line,
-``{"ready": true, "file": ...}``. Then it answers reranks, one JSON object a line:
+``{"file": ..., "config": ..., "versions": ...}``. Then it answers reranks, one JSON object a line:
 
     {"pairs": [[query, text], ...]}  ->  {"ms": 12.3, "scores": [...]}
 
@@ -97,7 +97,14 @@ def main() -> None:
     args = parser.parse_args()
     config = args.config or quantization_config(cpu_flags())
     model, file_name = load_int8(args.model, args.out, args.max_length, config)
-    print(json.dumps({"ready": True, "file": file_name, "config": config}), flush=True)
+    import sentence_transformers
+    import transformers
+
+    versions = (
+        f"sentence-transformers {sentence_transformers.__version__}, "
+        f"transformers {transformers.__version__}"
+    )
+    print(json.dumps({"file": file_name, "config": config, "versions": versions}), flush=True)
     serve(model, args.batch_size, args.activation == "sigmoid")
 
 
