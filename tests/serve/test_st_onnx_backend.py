@@ -47,6 +47,19 @@ def test_the_quantization_config_is_the_one_for_the_cpu(
     assert benchmarks.quantization_config(flags) == config
 
 
+def test_without_its_environment_the_backend_is_left_out_saying_how_to_build_it(
+    benchmarks: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import argparse
+
+    import serving_latency
+
+    monkeypatch.setattr(serving_latency, "ST_ONNX_ENV", tmp_path / "no-env")
+    args = argparse.Namespace(st_onnx_python=None)
+    note = serving_latency.st_onnx_backend(args, {"fields": [], "max_length": 32})
+    assert isinstance(note, str) and "make st-onnx-env" in note
+
+
 @pytest.mark.skipif(
     not (ST_ONNX_ENV / ".installed").is_file(), reason="no .venv-st-onnx: `make st-onnx-env`"
 )
