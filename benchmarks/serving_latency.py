@@ -44,6 +44,7 @@ from rich.table import Table
 
 from shoprel.data.schema import GradeScale
 from shoprel.data.splits import read_split
+from shoprel.devices import read_cpuinfo
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, load_session, load_tokenizer
 from shoprel.serve.reranker import Reranker
 from shoprel.student.scorer import item_texts
@@ -96,6 +97,18 @@ def draws(
     return out
 
 
+def quantization_config(cpuinfo: str) -> str:
+    """The dynamic int8 config of ``export_dynamic_quantized_onnx_model`` for a CPU's flags."""
+    flags = set(cpuinfo.split())
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    if "asimd" in flags:
+        return "arm64"
+    return "avx2"
+
+
 class StOnnxBackend:
     """sentence-transformers' ONNX int8 backend in its own process (``st_onnx_backend.py``): a
     rerank returns the scores in the order of ``items``; ``last_ms`` is its time in that process."""
@@ -112,6 +125,7 @@ class StOnnxBackend:
             f"--max-length={meta['max_length']}",
             f"--batch-size={batch_size}",
             f"--activation={meta.get('activation', 'sigmoid')}",
+            f"--config={quantization_config(read_cpuinfo())}",
         ]
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         self.process = subprocess.Popen(

@@ -8,9 +8,10 @@ st-onnx-env`` builds that environment (``.venv-st-onnx``, pinned in
 interpreter. It imports nothing of shoprel.
 
 The script copies the cross-encoder to ``--out``, exports it with ``backend="onnx"``, quantizes it
-with ``export_dynamic_quantized_onnx_model`` (the config this CPU's flags call for, as the
-sentence-transformers docs advise), loads the int8 file and writes one JSON line,
-``{"file": ..., "config": ..., "versions": ...}``. Then it answers reranks, one JSON object a line:
+with ``export_dynamic_quantized_onnx_model`` (``--config``: ``serving_latency.py`` passes the one
+this CPU's flags call for, as the sentence-transformers docs advise), loads the int8 file and
+writes one JSON line, ``{"file": ..., "versions": ...}``. Then it answers reranks, one JSON
+object a line:
 
     {"pairs": [[query, text], ...]}  ->  {"ms": 12.3, "scores": [...]}
 
@@ -25,25 +26,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-
-
-def cpu_flags() -> set[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def quantization_config(flags: set[str]) -> str:
-    """The dynamic int8 config of ``export_dynamic_quantized_onnx_model`` for a CPU's flags."""
-    if "avx512_vnni" in flags:
-        return "avx512_vnni"
-    if "avx512f" in flags:
-        return "avx512"
-    if "asimd" in flags:
-        return "arm64"
-    return "avx2"
 
 
 def _weights_mtime(model_dir: Path) -> int:
@@ -93,10 +75,11 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--activation", choices=["sigmoid", "identity"], default="sigmoid")
-    parser.add_argument("--config", help="avx2, avx512, avx512_vnni or arm64 (default: the CPU's)")
+    parser.add_argument(
+        "--config", required=True, choices=["avx2", "avx512", "avx512_vnni", "arm64"]
+    )
     args = parser.parse_args()
-    config = args.config or quantization_config(cpu_flags())
-    model, file_name = load_int8(args.model, args.out, args.max_length, config)
+    model, file_name = load_int8(args.model, args.out, args.max_length, args.config)
     import sentence_transformers
     import transformers
 
@@ -104,7 +87,7 @@ def main() -> None:
         f"sentence-transformers {sentence_transformers.__version__}, "
         f"transformers {transformers.__version__}"
     )
-    print(json.dumps({"file": file_name, "config": config, "versions": versions}), flush=True)
+    print(json.dumps({"file": file_name, "versions": versions}), flush=True)
     serve(model, args.batch_size, args.activation == "sigmoid")
 
 

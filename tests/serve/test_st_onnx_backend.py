@@ -23,13 +23,12 @@ ST_ONNX_ENV = ROOT / ".venv-st-onnx"
 
 @pytest.fixture
 def benchmarks(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """``benchmarks/`` on the path; yields the backend script as a module."""
+    """``benchmarks/`` on the path; yields ``serving_latency`` as a module."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import st_onnx_backend
+    import serving_latency
 
-    yield st_onnx_backend
-    for name in ("st_onnx_backend", "serving_latency"):
-        sys.modules.pop(name, None)
+    yield serving_latency
+    sys.modules.pop("serving_latency", None)
 
 
 @pytest.mark.parametrize(
@@ -44,7 +43,8 @@ def benchmarks(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 def test_the_quantization_config_is_the_one_for_the_cpu(
     benchmarks: ModuleType, flags: set[str], config: str
 ) -> None:
-    assert benchmarks.quantization_config(flags) == config
+    cpuinfo = f"model name\t: a CPU\nflags\t\t: {' '.join(sorted(flags))}\n"
+    assert benchmarks.quantization_config(cpuinfo) == config
 
 
 def test_without_its_environment_the_backend_is_left_out_saying_how_to_build_it(
@@ -52,11 +52,9 @@ def test_without_its_environment_the_backend_is_left_out_saying_how_to_build_it(
 ) -> None:
     import argparse
 
-    import serving_latency
-
-    monkeypatch.setattr(serving_latency, "ST_ONNX_ENV", tmp_path / "no-env")
+    monkeypatch.setattr(benchmarks, "ST_ONNX_ENV", tmp_path / "no-env")
     args = argparse.Namespace(st_onnx_python=None)
-    note = serving_latency.st_onnx_backend(args, {"fields": [], "max_length": 32})
+    note = benchmarks.st_onnx_backend(args, {"fields": [], "max_length": 32})
     assert isinstance(note, str) and "make st-onnx-env" in note
 
 
@@ -66,7 +64,6 @@ def test_without_its_environment_the_backend_is_left_out_saying_how_to_build_it(
 def test_the_backend_ranks_as_the_cross_encoder_and_exports_again_for_new_weights(
     benchmarks: ModuleType, serve_cross_encoder: Path, items: list[dict[str, str]], tmp_path: Path
 ) -> None:
-    import serving_latency
     import torch
     from scipy.stats import spearmanr
     from sentence_transformers import CrossEncoder
@@ -80,7 +77,7 @@ def test_the_backend_ranks_as_the_cross_encoder_and_exports_again_for_new_weight
     expected = model.predict([(query, t) for t in texts], activation_fn=torch.nn.Sigmoid())
 
     def rerank() -> tuple[np.ndarray, int]:
-        backend = serving_latency.StOnnxBackend(ST_ONNX_ENV / "bin/python", model_dir, out, meta, 8)
+        backend = benchmarks.StOnnxBackend(ST_ONNX_ENV / "bin/python", model_dir, out, meta, 8)
         try:
             scores = backend(query, items)
             assert backend.last_ms > 0 and "int8" in backend.file
