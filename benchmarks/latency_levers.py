@@ -12,6 +12,10 @@ graph it builds, in ``--out``:
   skip-layer-norm, GELU fused into single operators);
 - ``int8 dynamic``: ``quantize_dynamic``, per-channel (what ``shoprel student export`` does);
 - ``fused int8 dynamic``: the same on the fused graph;
+- ``int8 dynamic, u8 weights`` and ``int8 dynamic, attention too``: the two ways the dynamic int8
+  of sentence-transformers' ONNX backend (optimum's CPU configs) differs from shoprel's: unsigned
+  weights, and the attention's two activation-by-activation MatMuls quantized as well
+  (onnxruntime's ``quantize_dynamic`` leaves them in float: ``MatMulConstBOnly``);
 - ``int8 static QDQ``: ``quantize_static`` in QDQ format, activations calibrated on dev pairs.
 
 Each is timed reranking 100 dev products for a dev query (``--repeats`` draws, the variants
@@ -81,13 +85,17 @@ def build_variants(
     shutil.copy(export / FP32_FILE, out / FP32_FILE)
     fused = optimizer.optimize_model(str(out / FP32_FILE), model_type="bert", opt_level=1)
     fused.save_model_to_file(str(out / "fused.onnx"))
-    for source, target in (
-        (FP32_FILE, "int8_dynamic.onnx"),
-        ("fused.onnx", "fused_int8_dynamic.onnx"),
-    ):
+    dynamic = {  # target: source, weight type, MatMulConstBOnly
+        "int8_dynamic.onnx": (FP32_FILE, QuantType.QInt8, True),
+        "fused_int8_dynamic.onnx": ("fused.onnx", QuantType.QInt8, True),
+        "int8_dynamic_u8.onnx": (FP32_FILE, QuantType.QUInt8, True),
+        "int8_dynamic_attention.onnx": (FP32_FILE, QuantType.QInt8, False),
+    }
+    for target, (source, weights, const_b_only) in dynamic.items():
         quantize_dynamic(
-            out / source, out / target, per_channel=True, weight_type=QuantType.QInt8,
-            extra_options={"DefaultTensorType": TensorProto.FLOAT},  # fused ops lack shape info
+            out / source, out / target, per_channel=True, weight_type=weights,
+            extra_options={"DefaultTensorType": TensorProto.FLOAT,  # fused ops lack shape info
+                           "MatMulConstBOnly": const_b_only},
         )  # fmt: skip
     reader = CalibrationFeeds(
         OnnxScorer.load(out, onnx_file=FP32_FILE), dev.head(calibration_pairs)
@@ -103,6 +111,8 @@ def build_variants(
         "fused": "fused.onnx",
         "int8 dynamic": "int8_dynamic.onnx",
         "fused int8 dynamic": "fused_int8_dynamic.onnx",
+        "int8 dynamic, u8 weights": "int8_dynamic_u8.onnx",
+        "int8 dynamic, attention too": "int8_dynamic_attention.onnx",
         "int8 static QDQ": "int8_static_qdq.onnx",
     }
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.logging import RichHandler
+
+from shoprel.config import read_yaml
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Prepare labeled data.")
@@ -31,7 +32,9 @@ def _parse_columns(pairs: list[str], yaml_file: Path | None) -> tuple[dict[str, 
     extra: dict = {}
     columns: dict[str, str] = {}
     if yaml_file is not None:
-        extra = yaml.safe_load(yaml_file.read_text()) or {}
+        extra = read_yaml(yaml_file)
+        if not isinstance(extra, dict):
+            raise typer.BadParameter(f"{yaml_file}: expected a mapping with columns:")
         unknown = set(extra) - {"columns", "scale", "encoding"}
         if unknown:
             raise typer.BadParameter(

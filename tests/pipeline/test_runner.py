@@ -94,6 +94,33 @@ def test_config_unknown_key_is_named(tmp_path: Path) -> None:
     ]
 
 
+def test_a_section_changes_only_the_keys_it_names(tmp_path: Path) -> None:
+    """The pipeline's export defaults to int8 on; an export section that names other keys keeps
+    it on, and an empty section is the defaults."""
+    path = tmp_path / "run.yaml"
+    path.write_text("export:\n  gate_pairs: 300\nlabel:\n")
+    cfg = load_pipeline_config(path)
+    assert cfg.export.int8 is True and cfg.export.gate_pairs == 300
+    assert cfg.label == PipelineConfig().label
+    path.write_text("export:\n  int8: false\n")
+    assert load_pipeline_config(path).export.int8 is False
+
+
+def test_a_section_that_is_not_a_mapping_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("name: x\ndata: 5\n")
+    with pytest.raises(ValueError, match=r"run.yaml.data: expected a mapping of keys, got int 5"):
+        load_pipeline_config(path)
+
+
+def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("name: x\naugment:\n  bm25_k: [3\n  dense_k: 2\n")
+    with pytest.raises(ValueError, match=r"run.yaml:\d+:\d+: not valid YAML") as error:
+        load_pipeline_config(path)
+    assert error.value.__cause__ is None  # the message, not the parser's traceback
+
+
 def test_shipped_configs_load() -> None:
     for path in sorted(Path(__file__).parents[2].glob("configs/*.yaml")):
         assert load_pipeline_config(path).name

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from shoprel.augment.candidates import AugmentConfig
-from shoprel.config import from_dict
+from shoprel.config import from_dict, read_yaml
 from shoprel.data.prepare import PrepareConfig
 from shoprel.labeling.run import LabelConfig
 from shoprel.serve.export import ExportConfig
@@ -90,7 +90,7 @@ def resolve_config(name: str | Path) -> Path:
 def load_pipeline_config(path: str | Path, data: list[str] | None = None) -> PipelineConfig:
     """The config of a YAML file; ``data`` (the CLI's ``--data``) replaces ``data.inputs``."""
     path = resolve_config(path)
-    values: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    values: dict[str, Any] = read_yaml(path)
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of config sections")
     cfg = from_dict(PipelineConfig, values, str(path))

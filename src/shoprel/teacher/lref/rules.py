@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from shoprel.config import read_yaml
 from shoprel.data.schema import GradeScale
 from shoprel.teacher.lref.signals import SIGNAL_VALUES, Signals
 
@@ -58,7 +57,7 @@ class RelevanceRules:
         path = Path(path) if path else SHIPPED_RULES
         if not path.is_file():
             raise FileNotFoundError(f"relevance rules: no such file {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path)
         if not isinstance(raw, dict) or set(raw) - {"levels", "rules"}:
             raise RulesError(f"{path}: expected the keys 'levels' and 'rules' only")
         rules = tuple(_rule(item, i, path) for i, item in enumerate(raw.get("rules") or []))
