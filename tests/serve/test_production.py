@@ -140,6 +140,13 @@ def test_a_model_swapped_in_under_load_fails_no_request_and_mixes_no_answer(
             np.testing.assert_allclose(scores, want_scores, atol=1e-5)
         bad = httpx.post(f"{url}/v1/admin/reload", json={"model": str(tmp_path / "none")})
         assert bad.status_code == 422 and "not a model to serve" in bad.text
+        corrupt = tmp_path / "corrupt"
+        shutil.copytree(flipped, corrupt)
+        (corrupt / FP32_FILE).write_bytes(b"not an onnx graph")
+        bad = httpx.post(
+            f"{url}/v1/admin/reload", json={"model": str(corrupt), "onnx_file": FP32_FILE}
+        )
+        assert bad.status_code == 422 and f"cannot serve {corrupt}" in bad.text, bad.text
         assert httpx.get(f"{url}/readyz").json()["model"] == flipped.name  # still serving
 
 

@@ -137,18 +137,19 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         await batcher.start()
         return batcher
 
-    async def load() -> None:
-        try:
-            loaded = reranker or await asyncio.to_thread(load_reranker, settings)
-        except Exception as error:  # reported by /readyz; the process stays up to say so
-            logger.exception("loading %s failed", settings.model)
-            state.failure = f"{type(error).__name__}: {error}"
-            return
-        batcher = await start_batcher(loaded)
-        state.reranker, state.batcher = loaded, batcher
-        logger.info("model %s ready", settings.model)
+    swapping = asyncio.Lock()  # the first load and every reload, one at a time, in order
 
-    swapping = asyncio.Lock()
+    async def load() -> None:
+        async with swapping:
+            try:
+                loaded = reranker or await asyncio.to_thread(load_reranker, settings)
+            except Exception as error:  # reported by /readyz; the process stays up to say so
+                logger.exception("loading %s failed", settings.model)
+                state.failure = f"{type(error).__name__}: {error}"
+                return
+            batcher = await start_batcher(loaded)
+            state.reranker, state.batcher = loaded, batcher
+            logger.info("model %s ready", settings.model)
 
     async def swap(target: ServeSettings) -> Reranker:
         """Load ``target.model`` beside the serving one, switch in one step, retire the old."""
@@ -276,8 +277,10 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         target = settings.model_copy(update=changes)
         try:
             loaded = await swap(target)
-        except (OSError, ValueError) as error:
-            raise ApiError(422, f"cannot serve {target.model}: {error}") from error
+        except Exception as error:  # any export that does not load: the old one keeps serving
+            raise ApiError(
+                422, f"cannot serve {target.model}: {type(error).__name__}: {error}"
+            ) from error
         return {"status": "swapped", "model": loaded.name}
 
     @app.get("/healthz")
