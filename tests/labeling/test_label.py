@@ -207,3 +207,12 @@ def test_label_config_refuses_negative_gpus_and_no_workers() -> None:
         LabelConfig(gpus_per_worker=-1)
     with pytest.raises(ValueError, match="workers"):
         LabelConfig(workers=0)
+    with pytest.raises(ValueError, match="shard_size: expected >= 1, got 0"):
+        LabelConfig(shard_size=0)
+
+
+def test_an_empty_pairs_file_is_named(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+    columns = {"pair_id": [], "query_id": [], "query": [], "title": []}
+    pd.DataFrame(columns, dtype=str).to_parquet(tmp_path / "pairs.parquet", index=False)
+    with pytest.raises(DataError, match=r"pairs.parquet: no pairs to label"):
+        label_pairs(tiny_cross_encoder, tmp_path / "pairs.parquet", tmp_path / "out", LabelConfig())

@@ -57,8 +57,9 @@ class LabelConfig:
     gpus_per_worker: float | None = None
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"workers: expected >= 1, got {self.workers}")
+        for name in ("workers", "shard_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
             raise ValueError(f"gpus_per_worker: expected >= 0, got {self.gpus_per_worker}")
 

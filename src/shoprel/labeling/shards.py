@@ -53,6 +53,8 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
     missing = [c for c in ("pair_id", "query_id", "query", "title") if c not in pairs.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}")
+    if pairs.empty:
+        raise DataError(f"{path}: no pairs to label")
     repeated = pairs["pair_id"][pairs["pair_id"].duplicated()]
     if len(repeated):
         raise DataError(f"{path}: {len(repeated)} repeated pair ids, e.g. {repeated.iat[0]!r}")
