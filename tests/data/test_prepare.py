@@ -246,10 +246,15 @@ def test_table_with_column_mapping(tmp_path: Path) -> None:
         {"q": "", "name": "Blue saw", "grade": 0, "sku": "B"},
     ]
     path = tmp_path / "judgments.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n[1, 2]\n" + '{"q": "torn')
     columns = {"query": "q", "title": "name", "label": "grade", "product_id": "sku"}
     card = run(tmp_path, "table", [path], loader=LoaderOptions(columns=columns, scale="binary"))
-    assert card["rows_written"] == 2 and rejects(tmp_path)[0]["line"] == 3
+    assert card["rows_written"] == 2
+    assert [(r["line"], r["reason"], r["detail"]) for r in rejects(tmp_path)] == [
+        (3, "empty_query", "query is empty"),
+        (5, "malformed_row", "expected a JSON object, got list"),
+        (6, "malformed_row", "not valid JSON (Unterminated string starting at)"),
+    ]
     with pytest.raises(DataError, match="grade scale"):
         run(tmp_path, "table", [path], loader=LoaderOptions(columns=columns))
     with pytest.raises(DataError, match=r"judgments.jsonl: missing column 'nope'"):

@@ -52,22 +52,27 @@ def require_columns(frame: pd.DataFrame, path: str | Path, columns: list[str]) -
 
 
 def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+    """One row per non-blank line; a line that is not a JSON object is kept as an empty row with
+    ``_malformed`` saying why (``data prepare`` rejects it with its line, as a ragged CSV row)."""
     rows = []
     with path.open(encoding=encoding) as handle:
         for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(
-                    f"{path}:{number}: expected a JSON object, got {type(row).__name__}"
-                )
-            row[LINE] = number
-            rows.append(row)
-    return pd.DataFrame(rows)
+            if text.strip():
+                rows.append(_json_row(text) | {LINE: number})
+    frame = pd.DataFrame(rows)
+    if MALFORMED not in frame.columns:
+        frame[MALFORMED] = None
+    return frame
+
+
+def _json_row(text: str) -> dict:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as error:
+        return {MALFORMED: f"not valid JSON ({error.msg})"}
+    if not isinstance(row, dict):
+        return {MALFORMED: f"expected a JSON object, got {type(row).__name__}"}
+    return row | {MALFORMED: None}
 
 
 def _read_delimited(path: Path, encoding: str | None, sep: str | None) -> pd.DataFrame:
