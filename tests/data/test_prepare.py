@@ -71,6 +71,18 @@ def test_homedepot_soft_targets_and_joins(tmp_path: Path) -> None:
     assert pairs.loc["table", "title"] == "Café Table"  # latin-1 decoded
 
 
+def test_a_file_in_parts_is_read_whole_and_an_unlabeled_one_is_refused(tmp_path: Path) -> None:
+    lines = HOMEDEPOT_TRAIN.splitlines(keepends=True)
+    first = write(tmp_path / "train-1.csv", "".join(lines[:3]))
+    second = write(tmp_path / "train-2.csv", lines[0] + "".join(lines[3:]) + "21,100009,,x,2\n")
+    card = run(tmp_path, "homedepot", [first, second])
+    assert card["rows_read"] == 6 and card["rows_written"] == 5
+    assert [(r["file"], r["line"]) for r in rejects(tmp_path)] == [(str(second), 5)]
+    test = write(tmp_path / "test.csv", '"id","product_uid","product_title","search_term"\n')
+    with pytest.raises(DataError, match=r"test.csv: a second file with a 'search_term' column"):
+        run(tmp_path, "homedepot", [first, test])
+
+
 def test_soft_target_smoothing_and_one_hot() -> None:
     scale = SCALES["homedepot"]
     assert scale.soft_target(2.33) == pytest.approx([0, 0.67, 0.33])

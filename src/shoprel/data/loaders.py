@@ -69,7 +69,10 @@ def _expand(inputs: list[Path]) -> list[Path]:
 def _by_columns(
     files: list[Path], roles: dict[str, str], encoding: str | None
 ) -> dict[str, pd.DataFrame]:
-    """Read each file and give it the first role whose marker column it has."""
+    """Read each file and give it the first role whose marker column it has. Files of one role
+    with the same columns (a train file in parts) are stacked, each row keeping its file and
+    line; files of one role with other columns (train.csv beside an unlabeled test.csv) are
+    refused, naming both."""
     found: dict[str, pd.DataFrame] = {}
     for path in files:
         frame = read_records(path, encoding=encoding)
@@ -78,6 +81,14 @@ def _by_columns(
             raise DataError(
                 f"{path}: not a recognised file; expected a column among {sorted(roles.values())}"
             )
+        if role in found:
+            first = found[role]
+            if set(first.columns) != set(frame.columns):
+                raise DataError(
+                    f"{path}: a second file with a {roles[role]!r} column, beside "
+                    f"{first[FILE].iat[0]}, with other columns; pass only the one to load"
+                )
+            frame = pd.concat([first, frame], ignore_index=True)
         found[role] = frame
     return found
 
@@ -208,7 +219,11 @@ def _esci_join(examples: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
 
 def load_wands(inputs: list[Path], options: LoaderOptions) -> Loaded:
     """Wayfair WANDS: tab-separated ``query.csv``, ``product.csv`` and ``label.csv``."""
-    files = {path.stem: path for path in _expand(inputs)}
+    files: dict[str, Path] = {}
+    for path in _expand(inputs):
+        if path.stem in files:
+            raise DataError(f"wands: two {path.stem} files, {files[path.stem]} and {path}")
+        files[path.stem] = path
     missing = [name for name in ("query", "product", "label") if name not in files]
     if missing:
         raise DataError(f"wands: missing {', '.join(f'{m}.csv' for m in missing)} among the inputs")
