@@ -51,6 +51,27 @@ def test_missing_and_unknown_pair_ids_are_errors(demo_data: Path, tmp_path: Path
         evaluate(demo_data, "test", extra)
 
 
+def test_a_bad_score_row_is_named_by_file_and_line(demo_data: Path, tmp_path: Path) -> None:
+    test = pd.read_parquet(demo_data / "test.parquet")
+    rows = [f"{pid},{i / 10}" for i, pid in enumerate(test["pair_id"])]
+    path = tmp_path / "s.csv"
+    for broken, message in (
+        (f"{test['pair_id'].iat[2]},abc", r"s.csv:4: score 'abc' is not a finite number"),
+        (f"{test['pair_id'].iat[2]},", r"s.csv:4: score '' is not a finite number"),
+        (f"{test['pair_id'].iat[2]},1,7", r"s.csv:4: expected 2 fields, got 3 \(1 bad row"),
+    ):
+        path.write_text("\n".join(["pair_id,score", *rows[:2], broken, *rows[3:]]) + "\n")
+        with pytest.raises(DataError, match=message):
+            evaluate(demo_data, "test", path)
+    nan = write_scores(
+        tmp_path / "n.parquet", test["pair_id"], np.r_[np.nan, np.zeros(len(test) - 1)]
+    )
+    with pytest.raises(DataError, match=r"n.parquet:1: score 'nan' is not a finite number"):
+        evaluate(demo_data, "test", nan)
+    path.write_text("\n".join(["pair_id,score", *rows]) + "\n")
+    assert evaluate(demo_data, "test", path)["pairs"] == len(test)
+
+
 def test_grade_distribution_gives_expected_label_and_ece() -> None:
     scale = SCALES["homedepot"]
     pairs = pd.DataFrame({"pair_id": ["a", "b"], "query_id": ["q", "q"], "label": [1.0, 3.0]})

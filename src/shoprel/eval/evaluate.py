@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shoprel.data.readers import DataError, read_records
+from shoprel.data.readers import LINE, MALFORMED, DataError, read_records
 from shoprel.data.schema import GradeScale
 from shoprel.data.splits import read_split
 from shoprel.eval import metrics
@@ -27,13 +27,25 @@ from shoprel.io import write_json
 
 
 def read_scores(path: str | Path) -> pd.DataFrame:
+    """A scores file (pair_id, score); a row that is malformed or whose score is not a finite
+    number is an error naming its line (the row for Parquet): every pair's score counts."""
     path = Path(path)
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else read_records(path)
     for column in ("pair_id", "score"):
         if column not in frame.columns:
             raise DataError(f"{path}: missing column {column!r} (a scores file has pair_id, score)")
+    scores = pd.to_numeric(frame["score"], errors="coerce").astype(float)
+    malformed = frame[MALFORMED] if MALFORMED in frame.columns else pd.Series(None, frame.index)
+    bad = np.flatnonzero(malformed.notna().to_numpy() | ~np.isfinite(scores.to_numpy()))
+    if len(bad):
+        first = frame.iloc[bad[0]]
+        line = first[LINE] if LINE in frame.columns else bad[0] + 1
+        problem = malformed.iat[bad[0]]
+        if not isinstance(problem, str):
+            problem = f"score {str(first['score'])!r} is not a finite number"
+        raise DataError(f"{path}:{line}: {problem} ({len(bad)} bad row(s))")
     frame = frame[[c for c in frame.columns if not c.startswith("_")]]
-    frame["score"] = pd.to_numeric(frame["score"], errors="raise")
+    frame["score"] = scores.to_numpy()
     return frame
 
 
