@@ -161,6 +161,30 @@ def test_a_rerun_stage_reuses_models_finished_with_the_same_settings(
     run_student(cfg, tmp_path)
     assert trained[4:] == ["student", "student-labels", "student-augment-0.5"]
     assert not any(resumed.values())  # the checkpoints of other settings are not taken up
+    run_student(cfg, tmp_path)
+    assert len(trained) == 7  # the same settings and inputs: reused
+    (tmp_path / "labels-augment").mkdir()
+    (tmp_path / "labels-augment" / "labels.parquet").write_bytes(b"other labels")
+    run_student(cfg, tmp_path)  # the distilled students learn these labels: trained again
+    assert trained[7:] == ["student", "student-augment-0.5"] and not any(resumed.values())
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.parquet").write_bytes(b"another split")
+    run_student(cfg, tmp_path)  # every model learns the split
+    assert trained[9:] == ["student", "student-labels", "student-augment-0.5"]
+
+
+def test_from_removes_what_the_stage_trained(tmp_path: Path) -> None:
+    calls: list[str] = []
+    stages = toy_stages(calls)
+    stages[1] = replace(stages[1], outputs=("augment-*",))
+    (tmp_path / "augment-model").mkdir(parents=True)
+    (tmp_path / "augment-model" / "weights").write_text("from before")
+    (tmp_path / "kept").mkdir()
+    run_pipeline(PipelineConfig(), tmp_path, stages)
+    assert (tmp_path / "augment-model" / "weights").is_file()  # a first run may resume it
+    run_pipeline(PipelineConfig(), tmp_path, stages, from_stage="augment")
+    assert not (tmp_path / "augment-model").exists() and (tmp_path / "kept").is_dir()
+    assert calls == ["prepare", "augment", "label", "augment", "label"]
 
 
 def test_show_config_prints_every_key_and_reads_back_the_same(tmp_path: Path) -> None:
@@ -202,6 +226,11 @@ def test_a_stopped_lref_judge_resumes_and_new_settings_start_afresh(
     (model_dir / "select" / "stale.txt").write_text("from the old settings")
     _judge(judge, tmp_path, model_dir)
     assert calls[2] is False and not (model_dir / "select" / "stale.txt").exists()
+    (model_dir / "select" / "stale.txt").write_text("from the old split")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.parquet").write_bytes(b"another split")
+    _judge(judge, tmp_path, model_dir)  # the same settings on other data: afresh
+    assert calls[3] is False and not (model_dir / "select" / "stale.txt").exists()
 
 
 def test_the_label_only_student_is_the_member_trained_with_its_settings(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from shoprel.data.splits import read_split
 from shoprel.scoring import load_scorer
-from shoprel.teacher.ensemble import EnsembleScorer, fit_ensemble, fit_weights
+from shoprel.teacher.ensemble import EnsembleScorer, dev_scores_source, fit_ensemble, fit_weights
 from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
 
@@ -35,7 +37,7 @@ def test_a_constant_member_gets_weight_zero() -> None:
 def test_fit_ensemble_names_a_constant_member(
     demo_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dev = pd.read_parquet(demo_data / "dev.parquet")
+    dev, _ = read_split(demo_data, "dev")
     noise = np.random.default_rng(0).normal(scale=1e-9, size=len(dev))
     dev_scores = {"labels": dev["label"].to_numpy(dtype=float), "collapsed": 2.0 + noise}
     for name, scores in dev_scores.items():  # cached dev scores: no model is loaded
@@ -44,12 +46,44 @@ def test_fit_ensemble_names_a_constant_member(
         pd.DataFrame({"pair_id": dev["pair_id"], "score": scores}).to_parquet(
             cache / f"{name}.parquet"
         )
-        (cache / f"{name}.source").write_text(f"model-{name}")
+        (cache / f"{name}.source").write_text(dev_scores_source(f"model-{name}", dev))
     members = {name: f"model-{name}" for name in dev_scores}
     result = fit_ensemble(demo_data, members, tmp_path / "ens")
     assert result["weights"] == pytest.approx({"labels": 1.0, "collapsed": 0.0})
     assert "ensemble member collapsed gives every dev pair the score 2" in caplog.text
     assert "member labels" not in caplog.text
+
+
+def test_a_member_trained_again_in_its_dir_is_scored_again(
+    demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shoprel.teacher.ensemble as ensemble
+
+    scored: list[str] = []
+
+    class Fake:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def predict(self, pairs: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+            scored.append(Path(self.path).name)
+            meta = json.loads((Path(self.path) / "meta.json").read_text())
+            score = pairs["label"].to_numpy(float) * meta["sign"] + np.arange(len(pairs)) * 1e-3
+            return pd.DataFrame({"pair_id": pairs["pair_id"], "score": score})
+
+    monkeypatch.setattr(ensemble, "load_scorer", Fake)
+    members = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "meta.json").write_text('{"sign": 1}')
+        members[name] = str(tmp_path / name)
+    first = fit_ensemble(demo_data, members, tmp_path / "ens")
+    fit_ensemble(demo_data, members, tmp_path / "ens")
+    assert scored == ["a", "b"]  # the second fit read the cache
+    (tmp_path / "b" / "meta.json").write_text('{"sign": -1}')  # b trained again, in place
+    second = fit_ensemble(demo_data, members, tmp_path / "ens")
+    assert scored == ["a", "b", "b"]
+    assert np.sign(second["weights"]["b"]) != np.sign(first["weights"]["b"])
 
 
 def test_ensemble_of_two_judges(tiny_base: Path, demo_data: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,9 +36,13 @@ class StageError(RuntimeError):
 
 @dataclass(frozen=True)
 class Stage:
+    """``outputs``: globs under the run dir holding what the stage trains; ``--from`` removes
+    them, so that the stage trains afresh instead of reusing models it finished before."""
+
     name: str
     run: Callable[[PipelineConfig, Path], dict[str, Any]]
     section: Callable[[PipelineConfig], Any]
+    outputs: tuple[str, ...] = ()
 
 
 def fingerprint(stage: Stage, cfg: PipelineConfig, upstream: str) -> str:
@@ -57,10 +62,10 @@ def _plain(section: Any) -> Any:
 
 def _file_stamp(path: Path) -> list[Any]:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return [[str(f), f.stat().st_size, _content_digest(f)] for f in files if f.exists()]
+    return [[str(f), f.stat().st_size, content_digest(f)] for f in files if f.exists()]
 
 
-def _content_digest(path: Path) -> str:
+def content_digest(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha1").hexdigest()
 
@@ -97,6 +102,10 @@ def _run_stage(
             logger.info("stage %s: up to date, skipped", stage.name)
             return record | {"skipped": True}
     record_path.unlink(missing_ok=True)
+    if force:
+        for path in (p for pattern in stage.outputs for p in sorted(out.glob(pattern))):
+            logger.info("stage %s: removing %s to redo it", stage.name, path)
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     logger.info("stage %s: running", stage.name)
     started = time.perf_counter()
     try:

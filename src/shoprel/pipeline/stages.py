@@ -19,10 +19,11 @@ import pandas as pd
 
 from shoprel.io import jsonable, trained_with, write_json, write_parquet
 from shoprel.pipeline.config import PipelineConfig
-from shoprel.pipeline.runner import Stage
+from shoprel.pipeline.runner import Stage, content_digest
 
 logger = logging.getLogger(__name__)
-JUDGE_SETTINGS = "pipeline_judge.json"  # the settings an LREF judge dir was started with
+JUDGE_SETTINGS = "pipeline_judge.json"  # the settings and inputs a judge dir was started with
+INPUTS_FILE = "pipeline_inputs.json"  # the inputs a cross-encoder dir was trained on
 DISTILLED = "student (distilled)"
 LABEL_ONLY = "student (labels only)"
 
@@ -75,18 +76,16 @@ def run_teacher(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 
 def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
-    """Train the judge, or reuse what a stopped run did with the same settings: a finished
-    judge, or the finished LREF stages (the rest resumes; other settings start afresh)."""
+    """Train the judge, or reuse what a stopped run did with the same settings on the same data:
+    a finished judge, or the finished LREF stages (the rest resumes; else it starts afresh)."""
     from shoprel.teacher.model import META_FILE
     from shoprel.teacher.train import train_teacher
 
-    settings = jsonable(asdict(judge_cfg))
-    if not judge_cfg.lref_stages:
-        if not trained_with(model_dir, META_FILE, settings):
-            train_teacher(judge_cfg, out / "data", model_dir)
-        return str(model_dir)
+    settings = jsonable(asdict(judge_cfg)) | {"inputs": inputs_digest([out / "data"])}
     record = model_dir / JUDGE_SETTINGS
     same = record.is_file() and json.loads(record.read_text()) == settings
+    if same and not judge_cfg.lref_stages and (model_dir / META_FILE).is_file():
+        return str(model_dir)
     if not same:
         shutil.rmtree(model_dir, ignore_errors=True)
         write_json(settings, record)
@@ -95,11 +94,35 @@ def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
 
 
 def _cross_encoder(ce_cfg: Any, out: Path, model_dir: Path) -> str:
-    """Train a cross-encoder, or reuse the one a stopped run finished with the same settings, or
-    continue its checkpoints."""
+    """Train a cross-encoder, or reuse the one a stopped run finished with the same settings on
+    the same data and labels, or continue its checkpoints."""
     from shoprel.student.train import train_or_reuse
 
+    keep_if_same_inputs(model_dir, [out / "data", *map(Path, ce_cfg.labels)])
     return str(train_or_reuse(ce_cfg, out / "data", model_dir))
+
+
+def inputs_digest(roots: list[Path]) -> str:
+    """A digest of the files under ``roots`` (names relative to each root, sizes, contents)."""
+    import hashlib
+
+    stamps = [
+        [root.name, str(f.relative_to(root)), f.stat().st_size, content_digest(f)]
+        for root in roots
+        for f in sorted(p for p in root.rglob("*") if p.is_file())
+    ]
+    return hashlib.sha1(json.dumps(stamps).encode()).hexdigest()
+
+
+def keep_if_same_inputs(model_dir: Path, inputs: list[Path]) -> None:
+    """Remove ``model_dir`` where it was trained, or begun, on other inputs (or on inputs it does
+    not record), so that nothing of another split or labeler is reused; then record ``inputs``."""
+    digest, stamp = inputs_digest(inputs), model_dir / INPUTS_FILE
+    if model_dir.exists() and not (stamp.is_file() and stamp.read_text() == digest):
+        logger.info("%s was trained on other inputs: training it again", model_dir)
+        shutil.rmtree(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
 
 
 def _combine(members: dict[str, str], out: Path, name: str, fit: Any) -> str:
@@ -152,16 +175,19 @@ def run_student(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     distilled = replace(
         stage.model, labels=labels, loss=stage.loss, pointwise_weight=stage.pointwise_weight
     )
-    jobs = {DISTILLED: (distilled, out / "student")}
+    jobs: dict[str, tuple[Any, Path]] = {DISTILLED: (distilled, out / "student")}
     if stage.label_only:
         label_only = replace(stage.model, labels=[], loss="labels")
-        jobs[LABEL_ONLY] = (label_only, same_member(label_only, out) or out / "student-labels")
+        member = same_member(label_only, out)  # the teacher's: taken as it is
+        jobs[LABEL_ONLY] = (None, member) if member else (label_only, out / "student-labels")
     for frac in stage.curve_fracs:
         jobs[f"student ({frac:.0%} of augmented pairs)"] = (
             replace(distilled, augment_frac=frac),
             out / f"student-augment-{frac:g}",
         )
-    return {name: _cross_encoder(c, out, d) for name, (c, d) in jobs.items()}
+    return {
+        name: str(d) if c is None else _cross_encoder(c, out, d) for name, (c, d) in jobs.items()
+    }
 
 
 def same_member(cfg: Any, out: Path) -> Path | None:
@@ -315,10 +341,10 @@ def run_report(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 STAGES: list[Stage] = [
     Stage("prepare", run_prepare, lambda c: c.data),
     Stage("baselines", run_baselines, lambda c: c.baselines),
-    Stage("teacher", run_teacher, lambda c: c.teacher),
+    Stage("teacher", run_teacher, lambda c: c.teacher, outputs=("teacher",)),
     Stage("augment", run_augment, lambda c: c.augment),
     Stage("label", run_label, lambda c: c.label),
-    Stage("student", run_student, lambda c: c.student),
+    Stage("student", run_student, lambda c: c.student, outputs=("student", "student-*")),
     Stage("export", run_export, lambda c: (c.export, c.latency_items)),
     Stage("evaluate", run_evaluate, lambda c: c.baselines),
     Stage("report", run_report, lambda c: c.name),

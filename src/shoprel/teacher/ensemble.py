@@ -13,6 +13,7 @@ are kept in ``OUT/dev_scores`` so that a rerun with the same members does not sc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -25,6 +26,7 @@ from shoprel.data.schema import get_scale
 from shoprel.data.splits import read_split
 from shoprel.eval.evaluate import align_scores, evaluate_scores
 from shoprel.io import write_json, write_parquet
+from shoprel.labeling.shards import digest_model
 from shoprel.scoring import ENSEMBLE_META as META_FILE
 from shoprel.scoring import Scorer, load_scorer
 
@@ -84,15 +86,24 @@ def member_ref(path: str) -> str:
 
 
 def member_dev_scores(name: str, path: str, dev: pd.DataFrame, out: Path) -> np.ndarray:
+    """The member's dev scores, cached for this model (its dir and meta: a model trained again
+    in the same dir is scored again) and these dev pairs."""
     cached = out / "dev_scores" / f"{name}.parquet"
     stamp = out / "dev_scores" / f"{name}.source"
-    if cached.is_file() and stamp.is_file() and stamp.read_text() == member_ref(path):
+    source = dev_scores_source(path, dev)
+    if cached.is_file() and stamp.is_file() and stamp.read_text() == source:
         frame = pd.read_parquet(cached)
     else:
         frame = load_scorer(path).predict(dev, progress=True)
         write_parquet(frame, cached)
-        stamp.write_text(member_ref(path))
+        stamp.write_text(source)
     return align_scores(dev, frame, str(cached))["score"].to_numpy()
+
+
+def dev_scores_source(path: str, dev: pd.DataFrame) -> str:
+    """What cached dev scores were made from: the member and its meta, the dev pairs."""
+    pairs = hashlib.sha1("\n".join(map(str, dev["pair_id"])).encode()).hexdigest()[:16]
+    return f"{member_ref(path)} {digest_model(path)} {pairs}"
 
 
 def fit_ensemble(data_dir: str | Path, members: dict[str, str], out: str | Path) -> dict[str, Any]:
