@@ -130,3 +130,14 @@ def test_extra_catalog_file_adds_products(demo_data: Path, tmp_path: Path) -> No
     bad.write_text("sku,name\n1,Drill\n")
     with pytest.raises(Exception, match="product_id"):
         read_catalog({"train": pd.read_parquet(demo_data / "train.parquet")}, bad)
+
+
+def test_random_draws_that_repeat_a_product_still_fill_the_budget() -> None:
+    import numpy as np
+
+    from shoprel.augment.candidates import _first_unlabeled
+
+    rows = np.array([[3, 3, 3, 1, 2], [0, 0, 4, 4, 4]])
+    ids = np.array(["p0", "p1", "p2", "p3", "p4"])
+    kept = _first_unlabeled(rows, ["q1", "q2"], ids, labeled=set(), k=2)
+    assert kept == [("q1", "p3"), ("q1", "p1"), ("q2", "p0"), ("q2", "p4")]

@@ -130,16 +130,21 @@ class DenseIndex:
 def _first_unlabeled(
     rows: np.ndarray, query_ids: list[str], catalog_ids: np.ndarray, labeled: set[str], k: int
 ) -> list[tuple[str, str]]:
-    """Up to ``k`` (query_id, product_id) per query from ranked rows, skipping judged pairs."""
+    """Up to ``k`` distinct (query_id, product_id) per query from ranked rows (random draws may
+    repeat a row), skipping judged pairs."""
     pairs = []
     for query_id, ranked in zip(query_ids, rows, strict=True):
-        kept = 0
+        kept: set[int] = set()
         for row in ranked:
-            if kept == k:
+            if len(kept) == k:
                 break
-            if row >= 0 and make_pair_id(query_id, catalog_ids[row]) not in labeled:
+            if (
+                row >= 0
+                and row not in kept
+                and make_pair_id(query_id, catalog_ids[row]) not in labeled
+            ):
                 pairs.append((query_id, str(catalog_ids[row])))
-                kept += 1
+                kept.add(row)
     return pairs
 
 
