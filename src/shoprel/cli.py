@@ -525,7 +525,8 @@ def serve(
         float, typer.Option(help="on SIGTERM, longest wait for requests in flight (s)")
     ] = 30.0,
 ) -> None:
-    """Serve the reranker over HTTP: POST /v1/rerank, /v1/score; /healthz, /readyz, /metrics.
+    """Serve the reranker over HTTP: POST /v1/rerank, /v1/score, /v2/rerank (the Cohere-style API);
+    /healthz, /readyz, /metrics.
 
     SIGTERM drains the requests in flight before exit; SIGHUP or POST /v1/admin/reload swaps in
     a new export without downtime."""
