@@ -79,7 +79,7 @@ class ServeSettings(BaseModel):
     onnx_file: str | None = Field(None, description="file of an ONNX export; default: its default")
     host: str = Field("127.0.0.1", description="bind address; loopback unless told otherwise")
     port: int = Field(8000, ge=0, le=65535)
-    api_key: str | None = Field(None, repr=False, description="if set, every /v1, /v2 call")
+    api_key: str | None = Field(None, repr=False, description="Bearer key all /v1, /v2 calls need")
     max_items: int = Field(1000, ge=1, description="items per rerank request, pairs per score one")
     max_field_chars: int = Field(2000, ge=1, description="characters per text field")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request body size")
