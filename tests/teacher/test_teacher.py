@@ -194,6 +194,26 @@ def test_resume_continues_the_same_run(
     assert any((a[k] - untrained[k]).abs().max().item() > 1e-4 for k in a if k in untrained)
 
 
+def test_a_run_resumed_at_its_last_checkpoint_keeps_one_dev_record_per_epoch(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config(tiny_base)  # 8 steps an epoch, 2 epochs, a checkpoint every 4 steps
+    whole = train_teacher(cfg, demo_data, tmp_path / "whole")
+    train_until_crash(cfg, demo_data, tmp_path / "resumed", monkeypatch, step=16)
+    history = (tmp_path / "resumed" / "dev_metrics.jsonl").read_text().splitlines()
+    history.append(history[0].replace('"step": 8', '"step": 20'))  # as if killed after it
+    (tmp_path / "resumed" / "dev_metrics.jsonl").write_text("\n".join(history) + "\n")
+    resumed = train_teacher(cfg, demo_data, tmp_path / "resumed", resume=True)
+    records = {
+        run: [json.loads(line) for line in (run / "dev_metrics.jsonl").read_text().splitlines()]
+        for run in (whole, resumed)
+    }
+    assert [r["step"] for r in records[resumed]] == [r["step"] for r in records[whole]] == [8, 16]
+    assert records[resumed][-1]["auc"] == pytest.approx(records[whole][-1]["auc"], abs=1e-6)
+    stage = json.loads((resumed / "metrics.json").read_text())
+    assert stage["dev"]["auc"] == pytest.approx(records[whole][-1]["auc"], abs=1e-6)
+
+
 @pytest.mark.slow
 def test_a_few_steps_on_smollm2(demo_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("gguf", reason="converting the shipped GGUF needs the gguf package")

@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from shoprel.data.schema import GradeScale
 from shoprel.devices import pick_device
+from shoprel.io import write_jsonl
 from shoprel.models import resolve_model
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import (
@@ -98,31 +99,55 @@ class GradeTrainer(Trainer):
 
 
 class DevMetricsCallback(TrainerCallback):
-    """Scores a dev sample with the model in training after each epoch; appends to a JSONL file."""
+    """Scores a dev sample with the model in training after each epoch, into a JSONL file. A run
+    resumed from a checkpoint keeps the records up to the checkpoint's step (the later ones are
+    scored again), so that no epoch is recorded twice and the last record stays known."""
 
     def __init__(
         self, dev: pd.DataFrame, scale: GradeScale, tokenizer: Any, meta: TeacherMeta, path: Path
     ) -> None:
         self.dev, self.scale, self.tokenizer, self.meta = dev, scale, tokenizer, meta
-        self.path, self.last = path, {}
+        self.path, self.records = path, []
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The dev metrics after the last epoch recorded (empty: none)."""
+        if not self.records:
+            return {}
+        return {k: v for k, v in self.records[-1].items() if k not in ("epoch", "step")}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        saved = self.path.read_text().splitlines() if self.path.is_file() else []
+        records = [json.loads(line) for line in saved if line.strip()]
+        self.records = [r for r in records if r["step"] <= state.global_step]
+        write_jsonl(self.records, self.path)
 
     def on_epoch_end(
         self, args: Any, state: Any, control: Any, model: Any = None, **_: Any
     ) -> None:
+        self._record(state, model)
+
+    def on_train_end(
+        self, args: Any, state: Any, control: Any, model: Any = None, **_: Any
+    ) -> None:
+        """A run resumed from its last checkpoint ends without an epoch end: score it here."""
+        if not self.records or self.records[-1]["step"] < state.global_step:
+            self._record(state, model)
+
+    def _record(self, state: Any, model: Any) -> None:
         if model is None or self.dev.empty:
             return
         scorer = TeacherScorer(model, self.tokenizer, self.meta, batch_size=32)
         metrics = judge_metrics(scorer.predict(self.dev), self.dev, self.scale)
         model.train()
-        self.last = metrics
         record = {"epoch": round(state.epoch or 0, 3), "step": state.global_step, **metrics}
         logger.info(
             "dev after epoch %.2f: %s",
             record["epoch"],
             {k: metrics[k] for k in ("pairwise_accuracy", "auc", "rmse")},
         )
-        with self.path.open("a") as handle:
-            handle.write(json.dumps({k: v for k, v in record.items() if k != "per_grade"}) + "\n")
+        self.records.append(record)
+        write_jsonl(self.records, self.path)
 
 
 def training_arguments(
@@ -164,8 +189,6 @@ def fit_judge(
     )
     encoded = [builder.encode(row)[-cfg.sft.max_length :] for row in pairs.to_dict("records")]
     dataset = PairDataset(encoded, targets_for(pairs, scale, cfg.sft.target))
-    if not resume:
-        (out / DEV_METRICS_FILE).unlink(missing_ok=True)
     dev_metrics = DevMetricsCallback(dev, scale, tokenizer, meta, out / DEV_METRICS_FILE)
     trainer = GradeTrainer(
         model=model,
