@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from shoprel.data.readers import FILE, LINE, MALFORMED, DataError, read_records, require_columns
+from shoprel.data.readers import (
+    FILE,
+    LINE,
+    MALFORMED,
+    DataError,
+    one_line,
+    read_records,
+    require_columns,
+)
 from shoprel.data.schema import SCALES, TEXT_FIELDS, GradeScale, get_scale
 
 RAW_COLUMNS = ["query", "product_id", *TEXT_FIELDS, "label_raw", FILE, LINE, MALFORMED]
@@ -100,11 +108,6 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[RAW_COLUMNS].reset_index(drop=True)
 
 
-def _text(value: object) -> str:
-    """A cell as one line of text; missing cells are empty."""
-    return "" if value is None or value != value else " ".join(str(value).split())
-
-
 def _join_text(parts: list[str], limit: int = MAX_ATTRIBUTES_CHARS) -> str:
     return "; ".join(parts)[:limit]
 
@@ -185,8 +188,8 @@ def load_esci(inputs: list[Path], options: LoaderOptions) -> Loaded:
     colors = frame.get("product_color", pd.Series([None] * len(frame), index=frame.index))
     bullets = frame.get("product_bullet_point", pd.Series([None] * len(frame), index=frame.index))
     frame["attributes"] = [
-        _join_text([f"color: {_text(c)}"] * bool(_text(c)) + [_text(b)] * bool(_text(b)))
-        for c, b in zip(colors, bullets, strict=True)
+        _join_text([f"color: {c}"] * bool(c) + [b] * bool(b))
+        for c, b in zip(colors.map(one_line), bullets.map(one_line), strict=True)
     ]
     return Loaded(_finish(frame), SCALES["esci"], rows_read, filtered)
 

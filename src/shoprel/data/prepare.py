@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.loaders import Loaded, LoaderOptions, load
-from shoprel.data.readers import FILE, LINE, MALFORMED, DataError
+from shoprel.data.readers import FILE, LINE, MALFORMED, DataError, one_line
 from shoprel.data.schema import (
     PAIR_COLUMNS,
     SPLITS,
@@ -93,7 +93,7 @@ def validate(records: pd.DataFrame, scale: GradeScale) -> tuple[pd.DataFrame, li
     """Split raw records into good pairs and rejects (file, line, reason, detail)."""
     records = records.copy()
     for column in ["query", "product_id", *TEXT_FIELDS]:
-        records[column] = records[column].map(_clean_text)
+        records[column] = records[column].map(one_line)
     reason = pd.Series([None] * len(records), index=records.index, dtype=object)
     detail = pd.Series([None] * len(records), index=records.index, dtype=object)
     labels = np.full(len(records), np.nan)
@@ -205,12 +205,6 @@ def _counts(frame: pd.DataFrame, scale: GradeScale) -> dict[str, Any]:
         "products": int(frame["product_id"].nunique()),
         "grade_counts": {scale.grades[i]: grades.get(i, 0) for i in range(scale.n_grades)},
     }
-
-
-def _clean_text(value: object) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return " ".join(str(value).split())
 
 
 def _jsonable(value: object) -> object:

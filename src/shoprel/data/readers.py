@@ -41,6 +41,14 @@ def read_records(
     return frame
 
 
+def one_line(value: object) -> str:
+    """A cell as one line of text: a missing cell (None, NaN, NA) is empty, every run of
+    whitespace one space."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return " ".join(str(value).split())
+
+
 def require_columns(frame: pd.DataFrame, path: str | Path, columns: list[str]) -> None:
     """Raise a ``DataError`` naming the file and the first column it lacks."""
     present = [c for c in frame.columns if c not in (LINE, FILE)]

@@ -281,7 +281,7 @@ def data_size_curve(out: Path, results: dict[str, dict[str, Any]]) -> dict[str, 
     for name, path in stage_result(out, "student").items():
         if name != LABEL_ONLY:  # the distilled student and the curve's students
             meta = json.loads((Path(path) / "shoprel_cross_encoder.json").read_text())
-            augmented = meta.get("augmented_pairs") or meta.get("train", {}).get("augmented_pairs")
+            augmented = meta["train"].get("augmented_pairs")
             points.append({"augmented_pairs": augmented} | {k: results[name][k] for k in keys})
     references = {
         key: {"augmented_pairs": None} | {k: results[name][k] for k in keys}
@@ -293,12 +293,9 @@ def data_size_curve(out: Path, results: dict[str, dict[str, Any]]) -> dict[str, 
 
 def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     """Every model on the test split; baselines with label maps fitted on their dev scores."""
-    import shutil
-
     from shoprel.data.splits import read_split
     from shoprel.eval.compare import compare_models
     from shoprel.eval.evaluate import evaluate
-    from shoprel.io import write_parquet
 
     shutil.rmtree(out / "eval" / "cache", ignore_errors=True)
     pairs, scale = read_split(out / "data", "test")
