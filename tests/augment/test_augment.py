@@ -123,9 +123,18 @@ def test_dense_index_exact_and_hnsw_agree_on_an_items_own_title(
 
 def test_extra_catalog_file_adds_products(demo_data: Path, tmp_path: Path) -> None:
     extra = tmp_path / "more.csv"
-    extra.write_text("product_id,title,brand\nX1,Cordless Drill 20V,Acme\nX2,,Acme\n")
-    catalog = read_catalog({"train": pd.read_parquet(demo_data / "train.parquet")}, extra)
-    assert "X1" in set(catalog["product_id"]) and "X2" not in set(catalog["product_id"])
+    extra.write_text(
+        "product_id,title,brand\nX1,Cordless  Drill 20V,Acme\nX2,,Acme\n,Saw,Acme\nX3,Saw,A,b\n"
+    )
+    rejects: list[dict] = []
+    catalog = read_catalog({"train": pd.read_parquet(demo_data / "train.parquet")}, extra, rejects)
+    assert catalog.set_index("product_id").loc["X1", "title"] == "Cordless Drill 20V"
+    assert not {"X2", "X3", ""} & set(catalog["product_id"])
+    assert [(r["line"], r["reason"]) for r in rejects] == [
+        (3, "empty_title"),
+        (4, "empty_product_id"),
+        (5, "malformed_row"),
+    ]
     bad = tmp_path / "bad.csv"
     bad.write_text("sku,name\n1,Drill\n")
     with pytest.raises(Exception, match="product_id"):

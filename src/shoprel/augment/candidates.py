@@ -6,8 +6,9 @@ Queries are the train split's queries plus synthetic queries written from produc
 gets candidates from BM25 over the catalog, a dense bi-encoder index, and random catalog items,
 each source with its own budget and named in the ``source`` column. No dev or test query, nor a
 near-duplicate of one, enters (:mod:`shoprel.augment.guard`), and pairs already judged by people
-are left out. Writes ``pairs.parquet`` (the pair columns of the data dir, without labels) and
-``report.json`` (the quality report).
+are left out. Writes ``pairs.parquet`` (the pair columns of the data dir, without labels),
+``report.json`` (the quality report) and ``catalog_rejects.jsonl`` (rows of ``--catalog`` that are
+not products, with file, line and reason; counted in the report).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ import pandas as pd
 
 from shoprel.augment.guard import LeakageGuard, near_duplicate_rate
 from shoprel.augment.synthetic import product_type, template_queries
-from shoprel.data.readers import DataError, read_records, require_columns
+from shoprel.data.readers import LINE, MALFORMED, DataError, one_line, read_records, require_columns
 from shoprel.data.schema import SPLITS, TEXT_FIELDS, make_pair_id, make_query_id
 from shoprel.eval.baselines import item_text
-from shoprel.io import write_json, write_parquet
+from shoprel.io import write_json, write_jsonl, write_parquet
 
 logger = logging.getLogger(__name__)
 SOURCES = ("bm25", "dense", "random", "synthetic")
 ITEM_COLUMNS = ["product_id", *TEXT_FIELDS]
+CATALOG_REJECTS = "catalog_rejects.jsonl"  # rows of --catalog that are not products
 
 
 @dataclass
@@ -68,19 +70,43 @@ def read_splits(data_dir: str | Path) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def read_catalog(splits: dict[str, pd.DataFrame], extra: str | Path | None) -> pd.DataFrame:
-    """Every product in the data dir, then the products of ``extra`` that are new."""
+def read_catalog(
+    splits: dict[str, pd.DataFrame],
+    extra: str | Path | None,
+    rejects: list[dict[str, Any]] | None = None,
+) -> pd.DataFrame:
+    """Every product in the data dir, then the products of ``extra`` that are new. A row of
+    ``extra`` that is not a product (malformed, no id, no title) is skipped and, where
+    ``rejects`` is given, added to it with its file, line and reason."""
     frames = [frame[ITEM_COLUMNS] for frame in splits.values()]
     if extra is not None:
-        products = read_records(Path(extra))
-        require_columns(products, str(extra), ["product_id", "title"])
-        for column in TEXT_FIELDS:
-            products[column] = products.get(column, pd.Series("", index=products.index))
-        products["product_id"] = products["product_id"].astype(str)
-        frames.append(products[ITEM_COLUMNS].fillna(""))
+        products, skipped = read_products(Path(extra))
+        frames.append(products)
+        if skipped:
+            logger.warning("%s: %d rows are not products and were skipped", extra, len(skipped))
+        if rejects is not None:
+            rejects += skipped
     catalog = pd.concat(frames, ignore_index=True).drop_duplicates("product_id")
     catalog = catalog[catalog["title"].fillna("").str.strip() != ""]
     return catalog.reset_index(drop=True).fillna("")
+
+
+def read_products(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """A catalog file's products (text as one line each) and its rows that are not products."""
+    products = read_records(path)
+    require_columns(products, str(path), ["product_id", "title"])
+    for column in ["product_id", *TEXT_FIELDS]:
+        products[column] = products.get(column, pd.Series("", index=products.index)).map(one_line)
+    malformed = products.get(MALFORMED, pd.Series(None, index=products.index))
+    reason = pd.Series(None, index=products.index, dtype=object)
+    reason[products["title"] == ""] = "empty_title"
+    reason[products["product_id"] == ""] = "empty_product_id"
+    reason[malformed.map(lambda m: isinstance(m, str))] = "malformed_row"
+    rejects = [
+        {"file": str(path), "line": int(row[LINE]), "reason": reason[i], "detail": malformed[i]}
+        for i, row in products[reason.notna()].iterrows()
+    ]
+    return products.loc[reason.isna(), ITEM_COLUMNS], rejects
 
 
 class Bm25Index:
@@ -226,7 +252,9 @@ def augment(
     """Build ``OUT/pairs.parquet`` and ``OUT/report.json``; returns the report."""
     out = Path(out)
     splits = read_splits(data_dir)
-    catalog = read_catalog(splits, catalog_file)
+    rejects: list[dict[str, Any]] = []
+    catalog = read_catalog(splits, catalog_file, rejects)
+    write_jsonl(rejects, out / CATALOG_REJECTS)
     held_out = pd.concat([f["query"] for s, f in splits.items() if s != "train"])
     guard = LeakageGuard(held_out)
     labeled = set(pd.concat([f["pair_id"] for f in splits.values()]))
@@ -240,7 +268,7 @@ def augment(
         candidates.append(pairs)
     pairs = assemble(pd.concat(candidates, ignore_index=True), queries, catalog, labeled)
     write_parquet(pairs, out / "pairs.parquet")
-    report = quality_report(pairs, catalog, guard, cfg)
+    report = quality_report(pairs, catalog, guard, cfg) | {"catalog_rejects": len(rejects)}
     write_json(report, out / "report.json")
     return report
 
