@@ -86,6 +86,16 @@ def test_a_resumed_run_reuses_finished_stages_and_redoes_the_broken_one(
     assert np.allclose(
         load_scorer(out).predict(pairs)["score"], load_scorer(out / "sft").predict(pairs)["score"]
     )
+    sft_meta = (out / "sft" / META_FILE).read_text()
+    train(tiny_base, demo_data, out, *options, "--resume", "--lr", "1e-3")  # SFT's settings
+    assert json.loads(select_metrics.read_text())["mark"] == 1  # the selection is the same
+    assert (out / "sft" / META_FILE).read_text() != sft_meta  # SFT trained afresh
+    assert json.loads((out / "sft" / META_FILE).read_text())["train"]["sft"]["args"][
+        "learning_rate"
+    ] == pytest.approx(1e-3)
+    train(tiny_base, demo_data, out, *options[:-1], "0.25", "--resume", "--lr", "1e-3")
+    assert "mark" not in json.loads(select_metrics.read_text())  # another selection
+    assert json.loads((out / "sft" / "metrics.json").read_text())["train_pairs"] == 8
 
 
 def test_all_stages_then_score_in_both_modes(

@@ -22,6 +22,7 @@ from shoprel.eval.evaluate import evaluate_scores
 from shoprel.io import write_json
 
 METRICS_FILE = "metrics.json"
+SETTINGS_FILE = "stage_settings.json"  # what the stage in a dir was started with
 
 
 class StageData(NamedTuple):
@@ -84,7 +85,8 @@ def publish(stage_dir: Path, out: Path) -> None:
 
     (out / META_FILE).unlink(missing_ok=True)  # not a judge dir until the meta file is back
     for path in sorted(stage_dir.iterdir()):
-        stage_only = path.name == METRICS_FILE or path.suffix in (".jsonl", ".parquet")
+        stage_only = path.name in (METRICS_FILE, SETTINGS_FILE)
+        stage_only = stage_only or path.suffix in (".jsonl", ".parquet")
         if not path.is_file() or stage_only or path.name == META_FILE:
             continue
         target, tmp = out / path.name, out / f".{path.name}.tmp"

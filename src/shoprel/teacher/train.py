@@ -22,8 +22,11 @@ another. With ``resume``, a finished stage is reused and SFT continues from its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.splits import dev_sample, read_split, sample_pairs
-from shoprel.io import write_json
+from shoprel.io import jsonable, write_json
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import META_FILE
-from shoprel.teacher.stage_io import StageData, publish, read_stage_metrics
+from shoprel.teacher.stage_io import SETTINGS_FILE, StageData, publish, read_stage_metrics
 
 __all__ = ["TeacherTrainConfig", "train_teacher"]
 
@@ -103,11 +106,13 @@ def train_teacher(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = lref_splits(cfg, data_dir)
-    if not cfg.lref_stages:
+    if not cfg.lref_stages:  # SFT alone, into OUT: a resume continues its checkpoints
+        resume = same_start(out, stage_settings(cfg, "sft", splits.data), resume, whole=False)
         return stage_module("sft").run(cfg, splits.data, out, resume=resume)
     pool = splits.pool
     if cfg.select.enabled:
-        if not (resume and _done(out / "select", needs_model=False)):
+        settings = stage_settings(cfg, "select", splits.data)
+        if not (same_start(out / "select", settings, resume) and _done(out / "select", False)):
             stage_module("select").run(cfg, splits.data, out / "select")
         pool = stage_module("select").selected(out / "select", splits.pool)
     last = _run_stage(cfg, "sft", splits.data._replace(pairs=pool), out, resume)
@@ -127,9 +132,41 @@ def _run_stage(
     cfg: TeacherTrainConfig, name: str, data: StageData, out: Path, resume: bool
 ) -> Path:
     stage_dir = out / name
+    resume = same_start(stage_dir, stage_settings(cfg, name, data), resume)
     if resume and _done(stage_dir):
         return stage_dir
     return stage_module(name).run(cfg, data, stage_dir, resume=resume)
+
+
+def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[str, Any]:
+    """What a stage's judge depends on: the config but later stages' sections and checkpoint
+    intervals, the data dir and the pairs it learns from (a selection or a DPO hold-out that
+    changed changes them)."""
+    values = jsonable(asdict(cfg))
+    for stage in STAGES:
+        values[stage].get("args", {}).pop("save_steps", None)
+    later = STAGES[STAGES.index(name) + 1 :]
+    ids = "\n".join(sorted(map(str, data.pairs["pair_id"])))
+    return {k: v for k, v in values.items() if k not in later} | {
+        "data": str(Path(data.data_dir).resolve()),
+        "pairs": hashlib.sha1(ids.encode()).hexdigest(),
+        "start": None if data.start is None else str(Path(data.start).resolve()),
+    }
+
+
+def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: bool = True) -> bool:
+    """Whether ``resume`` may reuse or continue what ``stage_dir`` holds: it was started with
+    ``settings``. Otherwise the stage starts afresh (its dir, or with ``whole`` False only its
+    checkpoints, removed) and is recorded as started with ``settings``."""
+    record = stage_dir / SETTINGS_FILE
+    same = resume and record.is_file() and json.loads(record.read_text()) == settings
+    if not same:
+        if resume and stage_dir.is_dir():
+            logger.warning("%s was started with other settings or pairs: afresh", stage_dir)
+        shutil.rmtree(stage_dir if whole else stage_dir / "checkpoints", ignore_errors=True)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    write_json(settings, record)
+    return same
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
