@@ -7,7 +7,8 @@ grade distribution as ``p_<grade>`` columns. Ranking metrics (pairwise accuracy,
 the score as it is. Metrics on the label scale (RMSE, accuracy, macro-F1, over-recall) use the
 expected label of the grade distribution where there is one; otherwise a linear map of the score to
 the label scale, fitted on dev scores when given, else cross-fitted over two query-disjoint halves
-of the split (no query's map sees its own labels). ECE needs a grade distribution.
+of the split (no query's map sees its own labels; a split whose queries all fall in one half
+is mapped by a line fitted on itself). ECE needs a grade distribution.
 """
 
 from __future__ import annotations
