@@ -33,12 +33,12 @@ def test_models_that_tie_as_shown_are_all_bold() -> None:
     assert rows[3][1][KEYS.index("auc")]["text"] == "–"
 
 
-def test_dpo_notes_name_the_kinds_and_a_guard_that_kept_the_start(tmp_path) -> None:
+def test_lref_notes_name_the_kinds_and_a_guard_that_kept_the_start(tmp_path) -> None:
     import json
 
-    from shoprel.report.html import dpo_notes
+    from shoprel.report.html import lref_notes
 
-    assert dpo_notes(tmp_path) == []
+    assert lref_notes(tmp_path) == []
     (tmp_path / "dpo").mkdir()
     record = {
         "pairs": 12,
@@ -46,10 +46,17 @@ def test_dpo_notes_name_the_kinds_and_a_guard_that_kept_the_start(tmp_path) -> N
         "guard": {"kept_start": False, "reason": "dev macro-F1 change +0.004, top grade share 61%"},
     }
     (tmp_path / "dpo" / "metrics.json").write_text(json.dumps(record))
-    assert dpo_notes(tmp_path) == [
+    assert lref_notes(tmp_path) == [
         "DPO: 12 preference pairs (chosen<rejected: irrelevant<partial 8, partial<exact 4)."
     ]
     record["guard"] = {"kept_start": True, "reason": "dev macro-F1 fell by 0.050 (> 0.01)"}
     (tmp_path / "dpo" / "metrics.json").write_text(json.dumps(record))
-    notes = dpo_notes(tmp_path)
+    notes = lref_notes(tmp_path)
     assert len(notes) == 2 and notes[1].startswith("DPO guard: dev macro-F1 fell by 0.050")
+    (tmp_path / "cot").mkdir()
+    cot = {"guard": {"kept_start": True, "reason": "100% of dev predictions are 'exact' (> 90%)"}}
+    (tmp_path / "cot" / "metrics.json").write_text(json.dumps(cot))
+    assert lref_notes(tmp_path)[0] == (
+        "Multi-CoT guard: 100% of dev predictions are 'exact' (> 90%); the judge after Multi-CoT "
+        "is the judge it started from."
+    )

@@ -163,6 +163,27 @@ def test_dpo_guard_keeps_the_sft_judge_when_one_grade_takes_over(
     assert np.allclose(final["score"], load_scorer(out / "sft").predict(pairs)["score"])
 
 
+def test_cot_guard_keeps_the_sft_judge_when_one_grade_takes_over(
+    tiny_base: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    # four grades: the most predicted one always has over 20% of the predictions
+    config = tmp_path / "teacher.yaml"
+    config.write_text(
+        "max_train_pairs: 24\npeft: {lora_alpha: 8}\n"
+        "cot: {kinds: [ee], max_pairs: 8, eval_pairs: 0, max_rationale_tokens: 16,"
+        " max_grade_share: 0.2, args: {per_device_train_batch_size: 8}}\n"
+    )
+    out = tmp_path / "teacher"
+    train(tiny_base, demo_data, out, "--config", str(config))
+    cot = json.loads((out / "cot" / "metrics.json").read_text())
+    sft = json.loads((out / "sft" / "metrics.json").read_text())
+    assert cot["guard"]["kept_start"] and "of dev predictions are" in cot["guard"]["reason"]
+    assert cot["dev"] == sft["dev"] and cot["tuned_dev"]["pairs"] == sft["dev"]["pairs"] == 8
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(12)
+    final = load_scorer(out).predict(pairs)
+    assert np.allclose(final["score"], load_scorer(out / "sft").predict(pairs)["score"])
+
+
 def test_bad_options_are_errors_before_any_training(
     tiny_base: Path, demo_data: Path, tmp_path: Path
 ) -> None:

@@ -14,13 +14,13 @@ from shoprel.teacher.dpo import (
     answer_logps,
     balance_kinds,
     dpo_arguments,
-    guard_verdict,
     optimistic_pairs,
     pair_kinds,
     train_dpo,
     warn_if_one_kind,
 )
 from shoprel.teacher.prompts import PromptBuilder
+from shoprel.teacher.stage_io import guard_verdict
 from shoprel.teacher.train import TeacherTrainConfig
 
 ESCI = SCALES["esci"]

@@ -180,19 +180,27 @@ def _calibration_figures(path: Path, notes: list[str]) -> list[dict[str, str]]:
     return [_encoded(figure, "calibration", title)]
 
 
-def dpo_notes(judge_dir: Path) -> list[str]:
-    """What the judge's DPO stage did: the preference pairs by kind, and the guard's verdict."""
-    path = judge_dir / "dpo" / "metrics.json"
-    if not path.is_file():
-        return []
-    dpo = json.loads(path.read_text())
-    kinds = ", ".join(f"{kind} {n}" for kind, n in (dpo.get("kinds") or {}).items()) or "none"
-    notes = [f"DPO: {dpo.get('pairs', 0)} preference pairs (chosen<rejected: {kinds})."]
-    guard = dpo.get("guard")
-    if guard and guard.get("kept_start"):
-        notes.append(
-            f"DPO guard: {guard['reason']}; the judge after DPO is the judge DPO started from."
-        )
+def lref_notes(judge_dir: Path) -> list[str]:
+    """What the judge's guarded stages did: DPO's preference pairs by kind, and where the guard
+    of Multi-CoT or DPO kept the judge the stage started from."""
+    notes = []
+    for stage, name in (("cot", "Multi-CoT"), ("dpo", "DPO")):
+        path = judge_dir / stage / "metrics.json"
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        if stage == "dpo":
+            kinds = record.get("kinds") or {}
+            mix = ", ".join(f"{kind} {n}" for kind, n in kinds.items()) or "none"
+            notes.append(
+                f"DPO: {record.get('pairs', 0)} preference pairs (chosen<rejected: {mix})."
+            )
+        guard = record.get("guard")
+        if guard and guard.get("kept_start"):
+            notes.append(
+                f"{name} guard: {guard['reason']}; the judge after {name} is the judge it "
+                "started from."
+            )
     return notes
 
 
@@ -207,7 +215,7 @@ def build_report(run: str | Path, name: str | None = None) -> Path:
     scale = get_scale(card["scale"])
     figures = _model_figures(run, evaluation, pairs, scale)
     extra, notes = _optional_figures(run)
-    notes += dpo_notes(run / "teacher" / "judge")
+    notes += lref_notes(run / "teacher" / "judge")
     page = Template(TEMPLATE, autoescape=True).render(
         name=name or run.name,
         card=_card_rows(card),

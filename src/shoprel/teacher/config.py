@@ -40,6 +40,12 @@ def _share(name: str, value: float, *, open_low: bool = False) -> None:
         raise ValueError(f"{name}: expected a share in {bound}, got {value}")
 
 
+def _check_guard(owner: str, stage: Any) -> None:
+    if stage.max_f1_drop < 0:
+        raise ValueError(f"{owner}.max_f1_drop: expected >= 0, got {stage.max_f1_drop}")
+    _share(f"{owner}.max_grade_share", stage.max_grade_share, open_low=True)
+
+
 def _positive(owner: str, obj: Any, names: tuple[str, ...]) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
@@ -244,6 +250,11 @@ class CotConfig:
     Evaluation:
         eval_pairs (int, defaults to 32; 0 = none): dev pairs scored in ``cot`` mode.
         max_new_tokens (int, defaults to 96): reasoning tokens generated in ``cot`` mode.
+    Guard (as DPO's):
+        max_f1_drop (float, defaults to 0.01), max_grade_share (float, defaults to 0.9): where
+            dev macro-F1 after Multi-CoT is lower than the SFT judge's by more than
+            ``max_f1_drop``, or ``max_grade_share`` of the dev predictions are one grade, the
+            stage keeps the judge it started from and says so in its metrics and the log.
     """
 
     MOVED_KEYS: ClassVar[dict[str, str]] = {
@@ -266,6 +277,8 @@ class CotConfig:
     max_rationale_tokens: int = _help("tokens kept of a rationale", default=96)
     eval_pairs: int = _help("dev pairs scored in cot mode (0 = none)", default=32)
     max_new_tokens: int = _help("reasoning tokens generated in cot mode", default=96)
+    max_f1_drop: float = _help("guard: largest dev macro-F1 drop kept", default=0.01)
+    max_grade_share: float = _help("guard: largest share of one predicted grade", default=0.9)
     args: dict[str, Any] = field(
         default_factory=dict, metadata=args_help("trl.SFTConfig", COT_ARGS)
     )
@@ -292,6 +305,7 @@ class CotConfig:
         _positive("cot", self, ("max_pairs", "max_rationale_tokens", "max_new_tokens"))
         if self.direct_frac < 0 or self.eval_pairs < 0:
             raise ValueError("cot.direct_frac and cot.eval_pairs must be >= 0")
+        _check_guard("cot", self)
         self.args = _mapping("cot.args", self.args)
 
     @property
@@ -364,9 +378,7 @@ class DpoConfig:
         _share("dpo.holdout_frac", self.holdout_frac)
         if self.max_pool_pairs < 0:
             raise ValueError(f"dpo.max_pool_pairs: expected >= 0, got {self.max_pool_pairs}")
-        if self.max_f1_drop < 0:
-            raise ValueError(f"dpo.max_f1_drop: expected >= 0, got {self.max_f1_drop}")
-        _share("dpo.max_grade_share", self.max_grade_share, open_low=True)
+        _check_guard("dpo", self)
         self.args = _mapping("dpo.args", self.args)
 
     def trainer_kwargs(self) -> dict[str, Any]:

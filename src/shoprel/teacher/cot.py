@@ -44,7 +44,15 @@ from shoprel.teacher.lref.cot_prompts import CotPrompts, Example, requests_for
 from shoprel.teacher.lref.generators import make_generator
 from shoprel.teacher.lref.rationales import Rationale, RationaleRequest, wrong_grade
 from shoprel.teacher.lref.rules import RelevanceRules
-from shoprel.teacher.stage_io import StageData, judge_metrics, score_judge, write_stage_metrics
+from shoprel.teacher.stage_io import (
+    StageData,
+    guard_verdict,
+    judge_metrics,
+    publish,
+    read_stage_metrics,
+    score_judge,
+    write_stage_metrics,
+)
 
 logger = logging.getLogger(__name__)
 RATIONALES_FILE = "rationales.jsonl"
@@ -126,7 +134,7 @@ def run(cfg: TeacherTrainConfig, data: StageData, out: Path, resume: bool = Fals
         "stage": "cot", "start": str(data.start), "seconds": round(seconds, 1)
     }  # fmt: skip
     save_merged(model, tokenizer, meta, out)
-    _write_metrics(cfg, out, data.dev, scale, seconds, records, written)
+    _write_metrics(cfg, out, data, seconds, records, written)
     return out
 
 
@@ -238,12 +246,14 @@ def _phase_record(
 def _write_metrics(
     cfg: TeacherTrainConfig,
     out: Path,
-    dev: pd.DataFrame,
-    scale: GradeScale,
+    data: StageData,
     seconds: float,
     phases: list[dict[str, Any]],
     written: list[dict[str, Any]],
 ) -> None:
+    """The stage's metrics; where the guard finds that Multi-CoT hurt the judge on dev, the
+    stage keeps the judge it started from (``data.start``) and says so."""
+    dev, scale = data.dev, data.scale
     facts: dict[str, Any] = {"phases": phases}
     ra = [r for r in written if r["kind"] == "ra" and r["text"]]
     if ra:
@@ -254,4 +264,22 @@ def _write_metrics(
             sample = dev.head(cfg.cot.eval_pairs)
             scores = score_judge(out, sample, mode="cot", max_new_tokens=cfg.cot.max_new_tokens)
             facts["dev_cot"] = judge_metrics(scores.drop(columns="_reasoning"), sample, scale)
+        before = start_dev_metrics(data)
+        facts["guard"] = guard_verdict(before, facts["dev"], cfg.cot)
+        if facts["guard"]["kept_start"]:
+            logger.warning(
+                "cot: %s; the stage keeps the judge it started from (%s)",
+                facts["guard"]["reason"], data.start,
+            )  # fmt: skip
+            publish(Path(data.start), out)
+            facts["tuned_dev"], facts["dev"] = facts["dev"], before
     write_stage_metrics(out, "cot", seconds, **facts)
+
+
+def start_dev_metrics(data: StageData) -> dict[str, Any]:
+    """The start judge's dev metrics: as its stage recorded them on this dev sample, else
+    scored now."""
+    recorded = (read_stage_metrics(Path(data.start)) or {}).get("dev")
+    if recorded and recorded.get("pairs") == len(data.dev) and "predicted_share" in recorded:
+        return recorded
+    return judge_metrics(score_judge(data.start, data.dev), data.dev, data.scale)

@@ -38,7 +38,13 @@ from shoprel.teacher.judge_io import (
     trainer_arguments,
 )
 from shoprel.teacher.model import pad_right
-from shoprel.teacher.stage_io import StageData, judge_metrics, publish, write_stage_metrics
+from shoprel.teacher.stage_io import (
+    StageData,
+    guard_verdict,
+    judge_metrics,
+    publish,
+    write_stage_metrics,
+)
 
 logger = logging.getLogger(__name__)
 PAIRS_FILE = "dpo_pairs.parquet"
@@ -208,27 +214,6 @@ def run(cfg: TeacherTrainConfig, data: StageData, out: Path, resume: bool = Fals
         dev=after.get("direct"),
     )  # fmt: skip
     return out
-
-
-def guard_verdict(
-    before: dict[str, Any] | None, after: dict[str, Any] | None, dpo: Any
-) -> dict[str, Any]:
-    """Whether DPO hurt the judge on dev: macro-F1 down by more than ``dpo.max_f1_drop``, or one
-    grade taking more than ``dpo.max_grade_share`` of the predictions."""
-    if not before or not after:
-        return {"kept_start": False, "reason": "no dev pairs: the guard did not run"}
-    drop = before["macro_f1"] - after["macro_f1"]
-    grade, share = max(after["predicted_share"].items(), key=lambda item: item[1])
-    reasons = []
-    if drop > dpo.max_f1_drop:
-        reasons.append(f"dev macro-F1 fell by {drop:.3f} (> {dpo.max_f1_drop})")
-    if share > dpo.max_grade_share:
-        limit = f"{dpo.max_grade_share:.0%}"
-        reasons.append(f"{share:.0%} of dev predictions are {grade!r} (> {limit})")
-    change = after["macro_f1"] - before["macro_f1"]
-    summary = f"dev macro-F1 change {change:+.3f}, top grade share {share:.0%}"
-    verdict = "; ".join(reasons) or summary
-    return {"kept_start": bool(reasons), "reason": verdict, "macro_f1_drop": round(drop, 6)}
 
 
 def warn_if_one_kind(pairs: pd.DataFrame, scale: GradeScale) -> None:

@@ -98,3 +98,24 @@ def publish(stage_dir: Path, out: Path) -> None:
         os.replace(tmp, target)
     shutil.copy2(stage_dir / META_FILE, out / f".{META_FILE}.tmp")
     os.replace(out / f".{META_FILE}.tmp", out / META_FILE)
+
+
+def guard_verdict(
+    before: dict[str, Any] | None, after: dict[str, Any] | None, limits: Any
+) -> dict[str, Any]:
+    """Whether a stage hurt the judge on dev: macro-F1 down by more than ``limits.max_f1_drop``,
+    or one grade taking more than ``limits.max_grade_share`` of the predictions (CoT and DPO)."""
+    if not before or not after:
+        return {"kept_start": False, "reason": "no dev pairs: the guard did not run"}
+    drop = before["macro_f1"] - after["macro_f1"]
+    grade, share = max(after["predicted_share"].items(), key=lambda item: item[1])
+    reasons = []
+    if drop > limits.max_f1_drop:
+        reasons.append(f"dev macro-F1 fell by {drop:.3f} (> {limits.max_f1_drop})")
+    if share > limits.max_grade_share:
+        limit = f"{limits.max_grade_share:.0%}"
+        reasons.append(f"{share:.0%} of dev predictions are {grade!r} (> {limit})")
+    change = after["macro_f1"] - before["macro_f1"]
+    summary = f"dev macro-F1 change {change:+.3f}, top grade share {share:.0%}"
+    verdict = "; ".join(reasons) or summary
+    return {"kept_start": bool(reasons), "reason": verdict, "macro_f1_drop": round(drop, 6)}
