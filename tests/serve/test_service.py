@@ -133,6 +133,15 @@ def test_api_key(onnx_export: Path, reranker: Reranker) -> None:
         assert schemes["HTTPBearer"]["scheme"] == "bearer"
 
 
+def test_reload_beyond_loopback_needs_an_api_key(onnx_export: Path, reranker: Reranker) -> None:
+    with serving(onnx_export, reranker, host="0.0.0.0") as client:
+        refused = client.post("/v1/admin/reload", json={"model": "/etc"})
+        assert "needs an API key" in error_of(refused, 403)
+        assert client.get("/readyz").json()["model"] == reranker.name
+    with serving(onnx_export, reranker, host="::1") as client:  # loopback: allowed as before
+        assert client.post("/v1/admin/reload", json={}).status_code == 200
+
+
 def test_overload_is_429(
     onnx_export: Path, reranker: Reranker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -91,6 +91,16 @@ class ServeSettings(BaseModel):
     drain_s: float = Field(30.0, ge=0, description="SIGTERM: longest wait for requests in flight")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
 @dataclass
 class _State:
     reranker: Reranker | None = None
@@ -273,6 +283,8 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
     @app.post("/v1/admin/reload", responses=errors, dependencies=auth)
     async def reload(request: ReloadRequest | None = None) -> dict[str, str]:
         """Swap in a new export without downtime (default: the service's own, read again)."""
+        if settings.api_key is None and not is_loopback(settings.host):
+            raise ApiError(403, "reload over the network needs an API key (--api-key)")
         changes = request.model_dump(exclude_none=True) if request else {}
         target = settings.model_copy(update=changes)
         try:
