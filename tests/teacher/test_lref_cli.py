@@ -141,47 +141,47 @@ def test_all_stages_then_score_in_both_modes(
     assert np.allclose(frame[[f"p_{g}" for g in grades]].sum(axis=1), 1)
 
 
-def test_dpo_guard_keeps_the_sft_judge_when_one_grade_takes_over(
-    tiny_base: Path, demo_data: Path, tmp_path: Path
-) -> None:
-    # four grades: the most predicted one always has over 20% of the predictions
-    config = tmp_path / "teacher.yaml"
-    config.write_text(
-        "max_train_pairs: 40\npeft: {lora_alpha: 8}\n"
-        "dpo: {enabled: true, holdout_frac: 0.25, max_pool_pairs: 32, top_k: 4, mode: direct,"
-        " max_grade_share: 0.2, args: {per_device_train_batch_size: 4, learning_rate: 0.05}}\n"
-    )
+def guarded_stage(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, stage: str, config: str
+) -> tuple[dict, dict]:
+    """Train with ``config`` (a stage whose guard allows a top grade share of 20%: with four
+    grades the most predicted one always has more); check that the stage kept the SFT judge.
+    Returns the stage's and SFT's metrics."""
+    (tmp_path / "teacher.yaml").write_text(config)
     out = tmp_path / "teacher"
-    train(tiny_base, demo_data, out, "--config", str(config))
-    dpo = json.loads((out / "dpo" / "metrics.json").read_text())
-    assert dpo["pairs"] > 0, "the seeded tiny judge makes optimistic errors for the guard to see"
-    assert dpo["guard"]["kept_start"] and "of dev predictions are" in dpo["guard"]["reason"]
-    assert dpo["after"] == dpo["before"] and dpo["tuned_dev"]["pairs"] == 8
-    assert sum(dpo["kinds"].values()) == dpo["pairs"]
+    train(tiny_base, demo_data, out, "--config", str(tmp_path / "teacher.yaml"))
+    record = json.loads((out / stage / "metrics.json").read_text())
+    assert record["guard"]["kept_start"] and "of dev predictions are" in record["guard"]["reason"]
     pairs = pd.read_parquet(demo_data / "dev.parquet").head(12)
     final = load_scorer(out).predict(pairs)
     assert np.allclose(final["score"], load_scorer(out / "sft").predict(pairs)["score"])
+    return record, json.loads((out / "sft" / "metrics.json").read_text())
+
+
+def test_dpo_guard_keeps_the_sft_judge_when_one_grade_takes_over(
+    tiny_base: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    dpo, _ = guarded_stage(
+        tiny_base, demo_data, tmp_path, "dpo",
+        "max_train_pairs: 40\npeft: {lora_alpha: 8}\n"
+        "dpo: {enabled: true, holdout_frac: 0.25, max_pool_pairs: 32, top_k: 4, mode: direct,"
+        " max_grade_share: 0.2, args: {per_device_train_batch_size: 4, learning_rate: 0.05}}\n",
+    )  # fmt: skip
+    assert dpo["pairs"] > 0, "the seeded tiny judge makes optimistic errors for the guard to see"
+    assert dpo["after"] == dpo["before"] and dpo["tuned_dev"]["pairs"] == 8
+    assert sum(dpo["kinds"].values()) == dpo["pairs"]
 
 
 def test_cot_guard_keeps_the_sft_judge_when_one_grade_takes_over(
     tiny_base: Path, demo_data: Path, tmp_path: Path
 ) -> None:
-    # four grades: the most predicted one always has over 20% of the predictions
-    config = tmp_path / "teacher.yaml"
-    config.write_text(
+    cot, sft = guarded_stage(
+        tiny_base, demo_data, tmp_path, "cot",
         "max_train_pairs: 24\npeft: {lora_alpha: 8}\n"
         "cot: {kinds: [ee], max_pairs: 8, eval_pairs: 0, max_rationale_tokens: 16,"
-        " max_grade_share: 0.2, args: {per_device_train_batch_size: 8}}\n"
-    )
-    out = tmp_path / "teacher"
-    train(tiny_base, demo_data, out, "--config", str(config))
-    cot = json.loads((out / "cot" / "metrics.json").read_text())
-    sft = json.loads((out / "sft" / "metrics.json").read_text())
-    assert cot["guard"]["kept_start"] and "of dev predictions are" in cot["guard"]["reason"]
+        " max_grade_share: 0.2, args: {per_device_train_batch_size: 8}}\n",
+    )  # fmt: skip
     assert cot["dev"] == sft["dev"] and cot["tuned_dev"]["pairs"] == sft["dev"]["pairs"] == 8
-    pairs = pd.read_parquet(demo_data / "dev.parquet").head(12)
-    final = load_scorer(out).predict(pairs)
-    assert np.allclose(final["score"], load_scorer(out / "sft").predict(pairs)["score"])
 
 
 def test_bad_options_are_errors_before_any_training(
