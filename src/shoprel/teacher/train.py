@@ -140,13 +140,14 @@ def _run_stage(
 
 def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[str, Any]:
     """What a stage's judge depends on: the config but later stages' sections and checkpoint
-    intervals, the data dir and the pairs it learns from (a selection or a DPO hold-out that
-    changed changes them)."""
+    intervals, the data dir and the pairs it learns from with their labels (a selection or a DPO
+    hold-out that changed changes them)."""
     values = jsonable(asdict(cfg))
     for stage in STAGES:
         values[stage].get("args", {}).pop("save_steps", None)
     later = STAGES[STAGES.index(name) + 1 :]
-    ids = "\n".join(sorted(map(str, data.pairs["pair_id"])))
+    rows = data.pairs[["pair_id", "label"]].astype(str).agg("\t".join, axis=1)
+    ids = "\n".join(sorted(rows))
     return {k: v for k, v in values.items() if k not in later} | {
         "data": str(Path(data.data_dir).resolve()),
         "pairs": hashlib.sha1(ids.encode()).hexdigest(),
