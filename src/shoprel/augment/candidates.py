@@ -23,7 +23,14 @@ import pandas as pd
 
 from shoprel.augment.guard import LeakageGuard, near_duplicate_rate
 from shoprel.augment.synthetic import product_type, template_queries
-from shoprel.data.readers import LINE, MALFORMED, DataError, one_line, read_records, require_columns
+from shoprel.data.readers import (
+    LINE,
+    DataError,
+    one_line,
+    read_records,
+    require_columns,
+    row_problem,
+)
 from shoprel.data.schema import SPLITS, TEXT_FIELDS, make_pair_id, make_query_id
 from shoprel.eval.baselines import item_text
 from shoprel.io import write_json, write_jsonl, write_parquet
@@ -97,16 +104,14 @@ def read_products(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     require_columns(products, str(path), ["product_id", "title"])
     for column in ["product_id", *TEXT_FIELDS]:
         products[column] = products.get(column, pd.Series("", index=products.index)).map(one_line)
-    malformed = products.get(MALFORMED, pd.Series(None, index=products.index))
-    reason = pd.Series(None, index=products.index, dtype=object)
-    reason[products["title"] == ""] = "empty_title"
-    reason[products["product_id"] == ""] = "empty_product_id"
-    reason[malformed.map(lambda m: isinstance(m, str))] = "malformed_row"
+    problems = {i: row_problem(row, ("title", "product_id")) for i, row in products.iterrows()}
     rejects = [
-        {"file": str(path), "line": int(row[LINE]), "reason": reason[i], "detail": malformed[i]}
-        for i, row in products[reason.notna()].iterrows()
+        {"file": str(path), "line": int(products.at[i, LINE]), "reason": why, "detail": detail}
+        for i, (why, detail) in problems.items()
+        if why is not None
     ]
-    return products.loc[reason.isna(), ITEM_COLUMNS], rejects
+    kept = [i for i, (why, _) in problems.items() if why is None]
+    return products.loc[kept, ITEM_COLUMNS], rejects
 
 
 class Bm25Index:

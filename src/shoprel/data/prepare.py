@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.loaders import Loaded, LoaderOptions, load
-from shoprel.data.readers import FILE, LINE, MALFORMED, DataError, one_line
+from shoprel.data.readers import FILE, LINE, MALFORMED, DataError, one_line, row_problem
 from shoprel.data.schema import (
     PAIR_COLUMNS,
     SPLITS,
@@ -98,7 +98,7 @@ def validate(records: pd.DataFrame, scale: GradeScale) -> tuple[pd.DataFrame, li
     detail = pd.Series([None] * len(records), index=records.index, dtype=object)
     labels = np.full(len(records), np.nan)
     for position, (index, row) in enumerate(records.iterrows()):
-        why, note = _row_problem(row)
+        why, note = row_problem(row, ("query", "title", "product_id"))
         if why is None:
             try:
                 labels[position] = scale.parse_label(row["label_raw"])
@@ -125,19 +125,6 @@ def validate(records: pd.DataFrame, scale: GradeScale) -> tuple[pd.DataFrame, li
         for i, r in records[bad].iterrows()
     ]
     return records[~bad].drop(columns=["label_raw", FILE, LINE, MALFORMED]), rejects
-
-
-def _row_problem(row: pd.Series) -> tuple[str | None, str | None]:
-    if isinstance(row[MALFORMED], str):
-        return "malformed_row", row[MALFORMED]
-    for column, why in (
-        ("query", "empty_query"),
-        ("title", "empty_title"),
-        ("product_id", "empty_product_id"),
-    ):
-        if not row[column]:
-            return why, f"{column} is empty"
-    return None, None
 
 
 def _mark_duplicates(records: pd.DataFrame, reason: pd.Series, detail: pd.Series) -> None:

@@ -49,6 +49,17 @@ def one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
+def row_problem(row: pd.Series, required: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """Why a row read by :func:`read_records` cannot be used, as (reason, detail): malformed, or
+    the first of ``required`` that is empty (``empty_<column>``); (None, None) where it can."""
+    if isinstance(row.get(MALFORMED), str):
+        return "malformed_row", row[MALFORMED]
+    for column in required:
+        if not row[column]:
+            return f"empty_{column}", f"{column} is empty"
+    return None, None
+
+
 def require_columns(frame: pd.DataFrame, path: str | Path, columns: list[str]) -> None:
     """Raise a ``DataError`` naming the file and the first column it lacks."""
     present = [c for c in frame.columns if c not in (LINE, FILE)]

@@ -151,8 +151,7 @@ def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[
     return {k: v for k, v in values.items() if k not in later} | {
         "data": str(Path(data.data_dir).resolve()),
         "pairs": hashlib.sha1(ids.encode()).hexdigest(),
-        "start": None if data.start is None else str(Path(data.start).resolve()),
-    }
+    }  # the judge a stage starts from follows from the earlier sections kept here
 
 
 def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: bool = True) -> bool:
