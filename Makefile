@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 # every benchmark with --quick, on the quickstart run `make demo` leaves (run that first)
-BENCHMARKS := baselines teacher_scoring teacher_quality lref_ablation dpo_on_judge \
+BENCHMARKS := baselines teacher_scoring judge_training teacher_quality lref_ablation dpo_on_judge \
 	labeling_throughput distill_scaling pointwise_weight student_frontier latency_levers \
 	serving_latency serving_load serving_soak
 # sentence-transformers' ONNX backend, which serving_latency.py compares against: it needs

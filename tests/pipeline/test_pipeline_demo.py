@@ -14,7 +14,7 @@ import pytest
 
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import run_pipeline
-from shoprel.pipeline.stages import STAGES
+from shoprel.pipeline.stages import STAGES, evaluation_models
 from shoprel.student.data import take_queries
 from shoprel.teacher.config import CotConfig, DpoConfig, SelectConfig
 
@@ -98,6 +98,16 @@ def test_every_stage_ran(tiny_run: tuple[Path, dict]) -> None:
         "precision_0.95",
     }
     assert "stage report: done" in (out / "log.txt").read_text()
+
+
+def test_evaluate_can_leave_the_earlier_judges_out(tiny_run: tuple[Path, dict]) -> None:
+    out, _ = tiny_run
+    every = evaluation_models(out)
+    final_only = evaluation_models(out, judge_stages=False)
+    earlier = {f"teacher member: judge after {stage}" for stage in ("sft", "cot")}
+    assert set(every) - set(final_only) == earlier
+    assert final_only["teacher member: judge"] == str(out / "teacher" / "judge")
+    assert {"teacher", "student (distilled)"} <= set(final_only)
 
 
 def test_report_holds_the_table_and_the_plots(tiny_run: tuple[Path, dict]) -> None:

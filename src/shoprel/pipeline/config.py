@@ -49,7 +49,7 @@ class StudentStageConfig:
     level); model: the rest of its training config (``labels`` is set by the pipeline).
     label_only: also train the same model on the human labels (the no-teacher baseline).
     curve_fracs: shares of the augmented pairs for extra students that draw the data-size curve
-    in the report (``[]``: no curve).
+    in the report (``[]``: the distilled student alone, against the teacher and label-only).
     """
 
     loss: str = "margin-mse"
@@ -57,6 +57,18 @@ class StudentStageConfig:
     model: StudentTrainConfig = field(default_factory=StudentTrainConfig)
     label_only: bool = True
     curve_fracs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class EvaluateConfig:
+    """The test split's evaluation.
+
+    judge_stages: score the judge after each LREF stage as well as the final judge (a row each
+    in ``metrics.json``; an LLM judge is the slowest model to score, so a row costs what the
+    judge's own row does).
+    """
+
+    judge_stages: bool = True
 
 
 @dataclass
@@ -70,6 +82,7 @@ class PipelineConfig:
     student: StudentStageConfig = field(default_factory=StudentStageConfig)
     export: ExportConfig = field(default_factory=lambda: ExportConfig(int8=True))
     latency_items: list[int] = field(default_factory=lambda: [20, 50, 100])
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "configs"

@@ -247,10 +247,11 @@ def check_export_calibration(export: Path, pairs: pd.DataFrame) -> dict[str, flo
     return {when: check[when]["calibration_error"] for when in ("before", "after")}
 
 
-def evaluation_models(out: Path) -> dict[str, str]:
-    """Every trained model of the run by display name: teacher members, teacher, students."""
+def evaluation_models(out: Path, judge_stages: bool = True) -> dict[str, str]:
+    """Every trained model of the run by display name: teacher members, teacher, students; with
+    ``judge_stages``, the judge after each LREF stage too."""
     teacher = stage_result(out, "teacher")
-    models = judge_stages(teacher["members"].get("judge"))
+    models = earlier_judges(teacher["members"].get("judge")) if judge_stages else {}
     models |= {f"teacher member: {k}": v for k, v in teacher["members"].items()}
     if teacher["teacher"] not in teacher["members"].values():
         models["teacher"] = teacher["teacher"]
@@ -263,7 +264,7 @@ def evaluation_models(out: Path) -> dict[str, str]:
     return models
 
 
-def judge_stages(judge: str | None) -> dict[str, str]:
+def earlier_judges(judge: str | None) -> dict[str, str]:
     """The judge after each LREF stage before its last (the last is the judge itself)."""
     from shoprel.teacher.train import SUMMARY_FILE
 
@@ -308,14 +309,13 @@ def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
             out / files[name],
             dev_scores_path=out / f"scores/{name}.dev.parquet",
         )
-    models = evaluation_models(out)
+    models = evaluation_models(out, cfg.evaluate.judge_stages)
     metrics, scores = compare_models(models, pairs, scale, out / "eval" / "cache")
     for name, frame in scores.items():
         files[name] = f"scores/{_file_name(name)}.test.parquet"
         write_parquet(frame, out / files[name])
     results |= metrics
-    if len(stage_result(out, "student")) > 2:
-        write_json(data_size_curve(out, results), out / "eval" / "data_size.json")
+    write_json(data_size_curve(out, results), out / "eval" / "data_size.json")
     focus = [n for n in ("teacher", DISTILLED) if n in files]
     evaluation = {"split": "test", "models": results, "scores": files, "focus": focus}
     write_json(evaluation, out / "eval" / "metrics.json")
@@ -343,6 +343,6 @@ STAGES: list[Stage] = [
     Stage("label", run_label, lambda c: c.label),
     Stage("student", run_student, lambda c: c.student, outputs=("student", "student-*")),
     Stage("export", run_export, lambda c: (c.export, c.latency_items)),
-    Stage("evaluate", run_evaluate, lambda c: c.baselines),
+    Stage("evaluate", run_evaluate, lambda c: (c.baselines, c.evaluate)),
     Stage("report", run_report, lambda c: c.name),
 ]
