@@ -1,6 +1,6 @@
 """Judge training speed: LoRA with its default dropout against none, in the same run.
 
-    python benchmarks/judge_training.py                        # SmolLM2-135M, quickstart train pairs
+    python benchmarks/judge_training.py                  # SmolLM2-135M, quickstart train pairs
     python benchmarks/judge_training.py --quick
     python benchmarks/judge_training.py --base qwen2.5-coder-0.5b --data runs/hd/data
 
