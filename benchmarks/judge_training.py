@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from quickstart_run import fill
 from rich.console import Console
@@ -57,11 +58,12 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def batches(args: argparse.Namespace, builder: PromptBuilder) -> list[dict[str, torch.Tensor]]:
-    """``steps + 1`` batches of the train split's first pairs (the first is the warmup)."""
-    pairs, scale = read_split(args.data, "train")
+def batches(
+    args: argparse.Namespace, pairs: pd.DataFrame, builder: PromptBuilder
+) -> list[dict[str, torch.Tensor]]:
+    """``steps + 1`` batches of the first ``pairs`` (the first batch is the warmup)."""
     pairs = pairs.head(args.batch_size * (args.steps + 1)).reset_index(drop=True)
-    targets = targets_for(pairs, scale, "soft")
+    targets = targets_for(pairs, builder.scale, "soft")
     rows = [
         {"input_ids": builder.encode(row), "target": targets[i]}
         for i, row in enumerate(pairs.to_dict("records"))
@@ -105,10 +107,10 @@ def main() -> None:
     device = pick_device()
     path = Path(resolve_model(args.base))
     tokenizer = load_tokenizer(path)
-    _, scale = read_split(args.data, "dev")
+    pairs, scale = read_split(args.data, "train")
     prompt = PromptConfig(fields=args.fields) if args.fields is not None else PromptConfig()
     builder = PromptBuilder(tokenizer, scale, prompt)
-    data = [{k: v.to(device) for k, v in b.items()} for b in batches(args, builder)]
+    data = [{k: v.to(device) for k, v in b.items()} for b in batches(args, pairs, builder)]
     judges = load_judges(path, builder, device)
     load_avg = os.getloadavg()[0]
     for i, batch in enumerate(data):
