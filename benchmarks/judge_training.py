@@ -80,6 +80,8 @@ def trainer_step(judge: dict[str, Any], batch: dict[str, torch.Tensor]) -> float
     soft_target_loss(logits, batch["target"].to(logits.dtype)).backward()
     optimizer.step()
     optimizer.zero_grad()
+    if logits.device.type == "cuda":
+        torch.cuda.synchronize()  # the step's kernels finished, not only queued
     return time.perf_counter() - started
 
 
@@ -111,6 +113,8 @@ def main() -> None:
     prompt = PromptConfig(fields=args.fields) if args.fields is not None else PromptConfig()
     builder = PromptBuilder(tokenizer, scale, prompt)
     data = [{k: v.to(device) for k, v in b.items()} for b in batches(args, pairs, builder)]
+    if len(data) < 2:
+        raise SystemExit(f"{args.data}: too few train pairs for a warmup and a timed batch")
     judges = load_judges(path, builder, device)
     load_avg = os.getloadavg()[0]
     for i, batch in enumerate(data):
@@ -118,7 +122,8 @@ def main() -> None:
             seconds = trainer_step(judge, batch)
             if i:  # the first batch warms up
                 judge["seconds"].append(seconds)
-    rate = {name: args.batch_size / np.mean(j["seconds"]) for name, j in judges.items()}
+    timed_pairs = sum(len(b["input_ids"]) for b in data[1:])
+    rate = {name: timed_pairs / sum(j["seconds"]) for name, j in judges.items()}
     tokens = float(np.mean([b["attention_mask"].sum().item() for b in data]))
     title = (
         f"Judge LoRA training, {args.base}, batch {args.batch_size} "
@@ -139,7 +144,7 @@ def main() -> None:
         "dtype": str(pick_dtype(device)).removeprefix("torch."),
         "device": device.type,
         "batch_size": args.batch_size,
-        "timed_steps": args.steps,
+        "timed_steps": len(data) - 1,
         "tokens_per_pair": round(tokens / args.batch_size, 1),
         "torch_threads": torch.get_num_threads(),
         "load_avg_1m_at_start": round(load_avg, 2),
