@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,35 @@ def _uvicorn_in_thread(server: object, ready_path: str = "/healthz") -> Iterator
 def uvicorn_thread() -> Callable[..., AbstractContextManager[str]]:
     """``with uvicorn_thread(server, ready_path) as url``: the server in a thread, until exit."""
     return _uvicorn_in_thread
+
+
+@pytest.fixture
+def stage_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """The judge's stages replaced by ones that record each run as ``(stage, resume)`` and leave
+    a judge dir and the stage's metrics; selection keeps the first half of the pool."""
+    import pandas as pd
+
+    import shoprel.teacher.train as teacher_train
+    from shoprel.teacher.model import META_FILE
+    from shoprel.teacher.stage_io import write_stage_metrics
+
+    calls: list[tuple[str, bool]] = []
+
+    class Recorded:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self, cfg: Any, data: Any, out: Path, resume: bool = False) -> Path:
+            calls.append((self.name, resume))
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "model.safetensors").write_text(f"{self.name} {len(calls)}")
+            (out / META_FILE).write_text(json.dumps({"stage": self.name}))
+            write_stage_metrics(out, self.name, 1.0, train_pairs=len(data.pairs))
+            return out
+
+        @staticmethod
+        def selected(out: Path, pool: pd.DataFrame) -> pd.DataFrame:
+            return pool.iloc[: len(pool) // 2]
+
+    monkeypatch.setattr(teacher_train, "stage_module", Recorded)
+    return calls

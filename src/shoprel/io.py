@@ -1,7 +1,9 @@
-"""Atomic writes: a reader never sees half a file, an interrupted job leaves no partial output."""
+"""Atomic writes (a reader never sees half a file, an interrupted job leaves no partial output)
+and the digests that tell a rerun whether what it finished before was made from the same inputs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -62,3 +64,19 @@ def trained_with(model_dir: str | Path, meta_file: str, settings: dict[str, Any]
         return False
     saved = json.loads(meta.read_text()).get("train", {})
     return all(saved.get(key) == value for key, value in jsonable(settings).items())
+
+
+def content_digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha1").hexdigest()
+
+
+def files_digest(roots: list[Path]) -> str:
+    """A digest of the files under ``roots``: names relative to each root, sizes and contents (so
+    the same files elsewhere give the same digest)."""
+    stamps = [
+        [root.name, str(f.relative_to(root)), f.stat().st_size, content_digest(f)]
+        for root in roots
+        for f in sorted(p for p in root.rglob("*") if p.is_file())
+    ]
+    return hashlib.sha1(json.dumps(stamps).encode()).hexdigest()

@@ -201,36 +201,24 @@ def test_show_config_prints_every_key_and_reads_back_the_same(tmp_path: Path) ->
     assert config_yaml(load_pipeline_config(printed)) == done.output
 
 
-def test_a_stopped_lref_judge_resumes_and_new_settings_start_afresh(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_rerun_teacher_stage_reuses_the_judge_until_its_settings_change(
+    stage_calls: list[tuple[str, bool]], demo_data: Path, tmp_path: Path
 ) -> None:
-    import shoprel.teacher.train as teacher_train
+    import shutil
+
     from shoprel.pipeline.stages import _judge
     from shoprel.teacher.config import SelectConfig
 
-    calls: list[bool] = []
-
-    def fake_train(cfg: Any, data_dir: Path, out: Path, resume: bool = False) -> Path:
-        calls.append(resume)
-        (Path(out) / "select").mkdir(parents=True, exist_ok=True)  # a stage dir it left
-        return Path(out)
-
-    monkeypatch.setattr(teacher_train, "train_teacher", fake_train)
-    judge = PipelineConfig().teacher.judge
+    shutil.copytree(demo_data, tmp_path / "data")
+    judge = replace(PipelineConfig().teacher.judge, max_train_pairs=32)
     judge.select = SelectConfig(method="random", frac=0.5)
     model_dir = tmp_path / "teacher" / "judge"
     _judge(judge, tmp_path, model_dir)
-    _judge(judge, tmp_path, model_dir)  # the same settings: the stages resume
-    assert calls == [False, True] and (model_dir / "select").is_dir()
+    _judge(judge, tmp_path, model_dir)  # the same settings: nothing trains again
+    assert stage_calls == [("select", False), ("sft", False)]
     judge.select.frac = 0.25
-    (model_dir / "select" / "stale.txt").write_text("from the old settings")
     _judge(judge, tmp_path, model_dir)
-    assert calls[2] is False and not (model_dir / "select" / "stale.txt").exists()
-    (model_dir / "select" / "stale.txt").write_text("from the old split")
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "train.parquet").write_bytes(b"another split")
-    _judge(judge, tmp_path, model_dir)  # the same settings on other data: afresh
-    assert calls[3] is False and not (model_dir / "select" / "stale.txt").exists()
+    assert stage_calls[2:] == [("select", False), ("sft", False)]
 
 
 def test_the_label_only_student_is_the_member_trained_with_its_settings(

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoprel.io import write_json
+from shoprel.io import content_digest, write_json
 
 if TYPE_CHECKING:
     from shoprel.pipeline.config import PipelineConfig
@@ -63,11 +63,6 @@ def _plain(section: Any) -> Any:
 def _file_stamp(path: Path) -> list[Any]:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return [[str(f), f.stat().st_size, content_digest(f)] for f in files if f.exists()]
-
-
-def content_digest(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha1").hexdigest()
 
 
 def run_pipeline(

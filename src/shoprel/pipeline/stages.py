@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from shoprel.io import jsonable, trained_with, write_json, write_parquet
+from shoprel.io import files_digest, trained_with, write_json, write_parquet
 from shoprel.pipeline.config import PipelineConfig
-from shoprel.pipeline.runner import Stage, content_digest
+from shoprel.pipeline.runner import Stage
 
 logger = logging.getLogger(__name__)
-JUDGE_SETTINGS = "pipeline_judge.json"  # the settings and inputs a judge dir was started with
 INPUTS_FILE = "pipeline_inputs.json"  # the inputs a cross-encoder dir was trained on
 DISTILLED = "student (distilled)"
 LABEL_ONLY = "student (labels only)"
@@ -76,21 +75,11 @@ def run_teacher(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
 
 
 def _judge(judge_cfg: Any, out: Path, model_dir: Path) -> str:
-    """Train the judge, or reuse what a stopped run did with the same settings on the same data:
-    a finished judge, or the finished LREF stages (the rest resumes; else it starts afresh)."""
-    from shoprel.teacher.model import META_FILE
+    """Train the judge, or reuse what a stopped run finished with the same settings on the same
+    data: each stage decides for itself (``shoprel teacher train --resume``)."""
     from shoprel.teacher.train import train_teacher
 
-    settings = jsonable(asdict(judge_cfg)) | {"inputs": inputs_digest([out / "data"])}
-    record = model_dir / JUDGE_SETTINGS
-    same = record.is_file() and json.loads(record.read_text()) == settings
-    if same and not judge_cfg.lref_stages and (model_dir / META_FILE).is_file():
-        return str(model_dir)
-    if not same:
-        shutil.rmtree(model_dir, ignore_errors=True)
-        write_json(settings, record)
-    train_teacher(judge_cfg, out / "data", model_dir, resume=same)
-    return str(model_dir)
+    return str(train_teacher(judge_cfg, out / "data", model_dir, resume=True))
 
 
 def _cross_encoder(ce_cfg: Any, out: Path, model_dir: Path) -> str:
@@ -102,22 +91,10 @@ def _cross_encoder(ce_cfg: Any, out: Path, model_dir: Path) -> str:
     return str(train_or_reuse(ce_cfg, out / "data", model_dir))
 
 
-def inputs_digest(roots: list[Path]) -> str:
-    """A digest of the files under ``roots`` (names relative to each root, sizes, contents)."""
-    import hashlib
-
-    stamps = [
-        [root.name, str(f.relative_to(root)), f.stat().st_size, content_digest(f)]
-        for root in roots
-        for f in sorted(p for p in root.rglob("*") if p.is_file())
-    ]
-    return hashlib.sha1(json.dumps(stamps).encode()).hexdigest()
-
-
 def keep_if_same_inputs(model_dir: Path, inputs: list[Path]) -> None:
     """Remove ``model_dir`` where it was trained, or begun, on other inputs (or on inputs it does
     not record), so that nothing of another split or labeler is reused; then record ``inputs``."""
-    digest, stamp = inputs_digest(inputs), model_dir / INPUTS_FILE
+    digest, stamp = files_digest(inputs), model_dir / INPUTS_FILE
     if model_dir.exists() and not (stamp.is_file() and stamp.read_text() == digest):
         logger.info("%s was trained on other inputs: training it again", model_dir)
         shutil.rmtree(model_dir)

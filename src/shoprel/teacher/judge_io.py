@@ -109,7 +109,7 @@ def trainer_arguments(
     saved mid-run) with the stage's own keywords ``stage`` laid over it."""
     shared = {
         "output_dir": str(out),
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "lr_scheduler_type": "linear",
         "save_strategy": "no",
         "logging_steps": 10,

@@ -17,7 +17,9 @@ stages run in order (select -> sft -> cot -> dpo), each in its own dir:
 The splits are drawn here, once: the pool (``max_train_pairs``), the dev sample, and with DPO on,
 ``dpo.holdout_frac`` of the pool's queries kept out of every earlier stage; they and the pairs
 selection left out are DPO's pool. Each stage is ``run(cfg, data, out, resume)`` and none imports
-another. With ``resume``, a finished stage is reused and SFT continues from its last checkpoint.
+another. With ``resume``, a stage started with the same settings on the same data (the files of the
+data dir, which may have moved with its run) is reused where it finished, and SFT continues from
+its last checkpoint; a stage started otherwise starts afresh, and so does every stage after it.
 """
 
 from __future__ import annotations
@@ -34,10 +36,16 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.splits import dev_sample, read_split, sample_pairs
-from shoprel.io import jsonable, write_json
+from shoprel.io import files_digest, jsonable, write_json
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import META_FILE
-from shoprel.teacher.stage_io import SETTINGS_FILE, StageData, publish, read_stage_metrics
+from shoprel.teacher.stage_io import (
+    SETTINGS_FILE,
+    StageData,
+    publish,
+    read_stage_metrics,
+    unpublish,
+)
 
 __all__ = ["TeacherTrainConfig", "train_teacher"]
 
@@ -108,7 +116,11 @@ def train_teacher(
     splits = lref_splits(cfg, data_dir)
     if not cfg.lref_stages:  # SFT alone, into OUT: a resume continues its checkpoints
         resume = same_start(out, stage_settings(cfg, "sft", splits.data), resume, whole=False)
+        if resume and _done(out):
+            return out
+        unpublish(out)
         return stage_module("sft").run(cfg, splits.data, out, resume=resume)
+    (out / SETTINGS_FILE).unlink(missing_ok=True)  # OUT holds the last stage's judge, not SFT's
     pool = splits.pool
     if cfg.select.enabled:
         settings = stage_settings(cfg, "select", splits.data)
@@ -140,8 +152,9 @@ def _run_stage(
 
 def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[str, Any]:
     """What a stage's judge depends on: the config but later stages' sections and checkpoint
-    intervals, the data dir and the pairs it learns from with their labels (a selection or a DPO
-    hold-out that changed changes them)."""
+    intervals, the files of the data dir (dev included: it picks the epoch and guards CoT and
+    DPO), and the pairs it learns from with their labels (a selection or a DPO hold-out that
+    changed changes them)."""
     values = jsonable(asdict(cfg))
     for stage in STAGES:
         values[stage].get("args", {}).pop("save_steps", None)
@@ -149,7 +162,7 @@ def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[
     rows = data.pairs[["pair_id", "label"]].astype(str).agg("\t".join, axis=1)
     ids = "\n".join(sorted(rows))
     return {k: v for k, v in values.items() if k not in later} | {
-        "data": str(Path(data.data_dir).resolve()),
+        "data": files_digest([Path(data.data_dir)]),
         "pairs": hashlib.sha1(ids.encode()).hexdigest(),
     }  # the judge a stage starts from follows from the earlier sections kept here
 

@@ -1,0 +1,71 @@
+"""What ``train_teacher(..., resume=True)`` reuses, continues or trains afresh, with each stage's
+``run`` replaced by one that only records its call (the stages' own resume is tested in
+``test_teacher.py`` and ``test_lref_cli.py`` on a tiny model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shoprel.teacher.config import SelectConfig, TeacherTrainConfig
+from shoprel.teacher.train import train_teacher
+
+Calls = list[tuple[str, bool]]
+
+
+@pytest.fixture
+def data(demo_data: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(demo_data, tmp_path / "data"))
+
+
+def change_dev(data: Path) -> None:
+    dev = pd.read_parquet(data / "dev.parquet")
+    dev.iloc[1:].to_parquet(data / "dev.parquet", index=False)
+
+
+def test_a_finished_sft_judge_is_reused_where_its_data_moved_and_retrained_on_other_dev(
+    stage_calls: Calls, data: Path, tmp_path: Path
+) -> None:
+    cfg, out = TeacherTrainConfig(max_train_pairs=32), tmp_path / "judge"
+    train_teacher(cfg, data, out)
+    train_teacher(cfg, data, out, resume=True)
+    assert stage_calls == [("sft", False)]  # finished: reused, not continued
+    (tmp_path / "elsewhere").mkdir()
+    moved = Path(shutil.move(data, tmp_path / "elsewhere" / "data"))
+    train_teacher(cfg, moved, out, resume=True)
+    assert stage_calls == [("sft", False)]  # the same files in a moved run dir
+    change_dev(moved)  # dev picks the judge's epoch: another dev is another judge
+    train_teacher(cfg, moved, out, resume=True)
+    assert stage_calls == [("sft", False), ("sft", False)]
+
+
+def test_an_unfinished_sft_judge_continues(stage_calls: Calls, data: Path, tmp_path: Path) -> None:
+    cfg, out = TeacherTrainConfig(max_train_pairs=32), tmp_path / "judge"
+    train_teacher(cfg, data, out)
+    (out / "metrics.json").unlink()  # stopped before the stage recorded its end
+    train_teacher(cfg, data, out, resume=True)
+    assert stage_calls == [("sft", False), ("sft", True)]
+
+
+def test_lref_stages_start_afresh_on_other_dev_and_their_judge_is_not_taken_for_sft_alone(
+    stage_calls: Calls, data: Path, tmp_path: Path
+) -> None:
+    lref = TeacherTrainConfig(max_train_pairs=32, select=SelectConfig(method="random", frac=0.5))
+    out = tmp_path / "judge"
+    train_teacher(lref, data, out)
+    train_teacher(lref, data, out, resume=True)
+    assert stage_calls == [("select", False), ("sft", False)]
+    assert json.loads((out / "lref.json").read_text())["pairs"]["selected"] == 16
+    change_dev(data)
+    train_teacher(lref, data, out, resume=True)
+    assert stage_calls[2:] == [("select", False), ("sft", False)]
+    train_teacher(TeacherTrainConfig(max_train_pairs=32), data, out, resume=True)
+    assert stage_calls[4:] == [("sft", False)]  # OUT held the LREF judge, not SFT's alone
+    assert (out / "sft" / "model.safetensors").read_text() == "sft 4"  # not written through
+    train_teacher(lref, data, out, resume=True)
+    assert stage_calls[5:] == []  # the LREF stages are still there, finished
+    assert (out / "model.safetensors").read_text() == "sft 4"  # published again from sft/
