@@ -203,6 +203,7 @@ def stage_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     import pandas as pd
 
     import shoprel.teacher.train as teacher_train
+    from shoprel.io import write_json
     from shoprel.teacher.model import META_FILE
     from shoprel.teacher.stage_io import write_stage_metrics
 
@@ -215,8 +216,8 @@ def stage_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
         def run(self, cfg: Any, data: Any, out: Path, resume: bool = False) -> Path:
             calls.append((self.name, resume))
             out.mkdir(parents=True, exist_ok=True)
-            (out / "model.safetensors").write_text(f"{self.name} {len(calls)}")
-            (out / META_FILE).write_text(json.dumps({"stage": self.name}))
+            write_json({"stage": self.name, "run": len(calls)}, out / "model.safetensors")
+            write_json({"stage": self.name}, out / META_FILE)  # atomic, as the stages save
             write_stage_metrics(out, self.name, 1.0, train_pairs=len(data.pairs))
             return out
 

@@ -100,14 +100,6 @@ def publish(stage_dir: Path, out: Path) -> None:
     os.replace(out / f".{META_FILE}.tmp", out / META_FILE)
 
 
-def unpublish(out: Path) -> None:
-    """Remove from ``out`` the files :func:`publish` linked there, so that a judge written into
-    ``out`` (SFT alone) does not write through the links into a stage's judge."""
-    for path in out.iterdir():
-        if path.is_file() and path.stat().st_nlink > 1:
-            path.unlink()
-
-
 def guard_verdict(
     before: dict[str, Any] | None, after: dict[str, Any] | None, limits: Any
 ) -> dict[str, Any]:

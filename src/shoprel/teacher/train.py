@@ -39,13 +39,7 @@ from shoprel.data.splits import dev_sample, read_split, sample_pairs
 from shoprel.io import files_digest, jsonable, write_json
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import META_FILE
-from shoprel.teacher.stage_io import (
-    SETTINGS_FILE,
-    StageData,
-    publish,
-    read_stage_metrics,
-    unpublish,
-)
+from shoprel.teacher.stage_io import SETTINGS_FILE, StageData, publish, read_stage_metrics
 
 __all__ = ["TeacherTrainConfig", "train_teacher"]
 
@@ -114,12 +108,8 @@ def train_teacher(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = lref_splits(cfg, data_dir)
-    if not cfg.lref_stages:  # SFT alone, into OUT: a resume continues its checkpoints
-        resume = same_start(out, stage_settings(cfg, "sft", splits.data), resume, whole=False)
-        if resume and _done(out):
-            return out
-        unpublish(out)
-        return stage_module("sft").run(cfg, splits.data, out, resume=resume)
+    if not cfg.lref_stages:  # SFT alone, into OUT, whose other dirs are left as they are
+        return _run_stage(cfg, "sft", splits.data, out, resume, whole=False)
     (out / SETTINGS_FILE).unlink(missing_ok=True)  # OUT holds the last stage's judge, not SFT's
     pool = splits.pool
     if cfg.select.enabled:
@@ -127,13 +117,15 @@ def train_teacher(
         if not (same_start(out / "select", settings, resume) and _done(out / "select", False)):
             stage_module("select").run(cfg, splits.data, out / "select")
         pool = stage_module("select").selected(out / "select", splits.pool)
-    last = _run_stage(cfg, "sft", splits.data._replace(pairs=pool), out, resume)
+    last = _run_stage(cfg, "sft", splits.data._replace(pairs=pool), out / "sft", resume)
     if cfg.cot.enabled:
-        last = _run_stage(cfg, "cot", splits.data._replace(pairs=pool, start=last), out, resume)
+        cot_data = splits.data._replace(pairs=pool, start=last)
+        last = _run_stage(cfg, "cot", cot_data, out / "cot", resume)
     if cfg.dpo.enabled:
         unused = splits.pool[~splits.pool["pair_id"].isin(set(pool["pair_id"]))]
         mined = pd.concat([splits.held_out, unused], ignore_index=True)
-        last = _run_stage(cfg, "dpo", splits.data._replace(pairs=mined, start=last), out, resume)
+        dpo_data = splits.data._replace(pairs=mined, start=last)
+        last = _run_stage(cfg, "dpo", dpo_data, out / "dpo", resume)
     publish(last, out)
     sizes = {"train": len(splits.pool), "selected": len(pool), "held_out": len(splits.held_out)}
     _write_summary(cfg, out, last, **sizes)
@@ -141,10 +133,16 @@ def train_teacher(
 
 
 def _run_stage(
-    cfg: TeacherTrainConfig, name: str, data: StageData, out: Path, resume: bool
+    cfg: TeacherTrainConfig,
+    name: str,
+    data: StageData,
+    stage_dir: Path,
+    resume: bool,
+    whole: bool = True,
 ) -> Path:
-    stage_dir = out / name
-    resume = same_start(stage_dir, stage_settings(cfg, name, data), resume)
+    """Run stage ``name`` into ``stage_dir``, or with ``resume`` reuse or continue what it did
+    there with the same settings (:func:`same_start`, which ``whole`` is passed to)."""
+    resume = same_start(stage_dir, stage_settings(cfg, name, data), resume, whole)
     if resume and _done(stage_dir):
         return stage_dir
     return stage_module(name).run(cfg, data, stage_dir, resume=resume)
