@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from shoprel.data.schema import SCALES
-from shoprel.teacher.cot import sft_arguments, to_dataset
+from shoprel.teacher.cot import _direct_examples, sft_arguments, to_dataset, train_phases
 from shoprel.teacher.lref.cot_prompts import CotPrompts, Example
 from shoprel.teacher.lref.cot_scoring import reasoning_to_lead
 from shoprel.teacher.lref.rules import RelevanceRules
@@ -79,6 +79,54 @@ def test_sft_trainer_learns_the_answers_only(
         learned = ids[labels != -100].tolist()
         assert learned in [e.answer for e in examples]
         assert (labels[: len(ids) - len(learned)] == -100).all()
+
+
+def test_direct_answers_take_every_pair_once_before_any_twice(
+    prompts: CotPrompts, demo_data: Path
+) -> None:
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(5)
+    true = ESCI.nearest_grade(pairs["label"].to_numpy(float))
+    prompt_of = {
+        tuple(prompts.prompt("direct", r)): i for i, r in enumerate(pairs.to_dict("records"))
+    }
+    taken = [prompt_of[tuple(e.prompt)] for e in _direct_examples(pairs, true, prompts, 12, seed=3)]
+    assert sorted(taken[:5]) == sorted(taken[5:10]) == list(range(5)) and len(taken) == 12
+    assert _direct_examples(pairs, true, prompts, 0, seed=3) == []
+
+
+def test_the_control_trains_the_same_steps_on_direct_answers_only(
+    tiny_base: Path, prompts: CotPrompts, demo_data: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(6)
+    rows = pairs.to_dict("records")
+    phases = {
+        "ee": [Example(prompts.prompt("ee", r), prompts.answer("it fits", 3, 16)) for r in rows],
+        "dr": [
+            Example(prompts.prompt("dr", r, "exact"), prompts.answer("no", 1, 16)) for r in rows[:4]
+        ],
+    }
+    records = {}
+    for reasoning in (True, False):
+        cfg = TeacherTrainConfig(
+            base=str(tiny_base),
+            cot={
+                "kinds": ["ee", "dr"],
+                "reasoning": reasoning,
+                "args": {"per_device_train_batch_size": 2},
+            },
+        )
+        model = AutoModelForCausalLM.from_pretrained(tiny_base)
+        _, records[reasoning] = train_phases(
+            cfg, model, prompts.tokenizer, phases, pairs, ESCI, prompts, tmp_path / str(reasoning)
+        )
+    stage, control = records[True], records[False]
+    assert [r["cot_examples"] for r in stage] == [6, 4]
+    assert [r["direct_examples"] for r in stage] == [3, 2]
+    assert [r["cot_examples"] for r in control] == [0, 0]
+    assert [r["direct_examples"] for r in control] == [9, 6]
+    assert [r["steps"] for r in control] == [r["steps"] for r in stage] == [5, 3]
 
 
 def test_reasoning_is_cut_at_the_label_lead() -> None:

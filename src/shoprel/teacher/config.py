@@ -242,6 +242,9 @@ class CotConfig:
         rules (str, defaults to ``""`` = the shipped ``relevance_rules.yaml``): the rules file.
         max_pairs (int, defaults to 1000): train pairs per kind.
         direct_frac (float, defaults to 0.5): direct-answer examples mixed in, per CoT example.
+        reasoning (bool, defaults to True): False trains the control of the stage: each kind's
+            run has as many examples, of the same pairs, all of them direct answers, so that the
+            reasoning is the only difference from the stage.
         max_rationale_tokens (int, defaults to 96): a rationale is cut to this many tokens.
     Training:
         args (dict): TRL ``SFTConfig`` keywords over :data:`COT_ARGS` (``num_train_epochs`` 1 per
@@ -274,6 +277,7 @@ class CotConfig:
     )
     max_pairs: int = _help("train pairs per kind", default=1000)
     direct_frac: float = _help("direct-answer examples per CoT example", default=0.5)
+    reasoning: bool = _help("False: the equal-steps control, direct answers only", default=True)
     max_rationale_tokens: int = _help("tokens kept of a rationale", default=96)
     eval_pairs: int = _help("dev pairs scored in cot mode (0 = none)", default=32)
     max_new_tokens: int = _help("reasoning tokens generated in cot mode", default=96)

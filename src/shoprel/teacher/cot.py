@@ -13,8 +13,10 @@ starting from the SFT judge:
 
 An answer is the reasoning, then ``Label:`` and the grade word, then end-of-text. Direct-answer
 examples (the grade right after the prompt) are mixed into every run (``direct_frac``), so the
-judge keeps its one-pass ``direct`` scoring. Writes the merged judge, ``rationales.jsonl`` and
-``metrics.json`` (dev metrics in ``direct`` mode, and in ``cot`` mode on ``eval_pairs``).
+judge keeps its one-pass ``direct`` scoring. With ``reasoning`` off the stage is its own control:
+the same runs and steps, every example a direct answer. Writes the merged judge,
+``rationales.jsonl`` and ``metrics.json`` (dev metrics in ``direct`` mode, and in ``cot`` mode on
+``eval_pairs``).
 """
 
 from __future__ import annotations
@@ -187,9 +189,10 @@ def train_phases(
     true = scale.nearest_grade(pairs["label"].to_numpy(float))
     peft, records = lora_config(cfg), []
     for step, (kind, examples) in enumerate(phases.items()):
-        direct = _direct_examples(
-            pairs, true, prompts, cfg.cot.direct_frac, len(examples), cfg.seed + step
-        )
+        n_direct = round(cfg.cot.direct_frac * len(examples))
+        if not cfg.cot.reasoning:  # the control: the same number of examples, all direct
+            n_direct, examples = n_direct + len(examples), []
+        direct = _direct_examples(pairs, true, prompts, n_direct, cfg.seed + step)
         started = time.perf_counter()
         max_length = cfg.cot.trainer_kwargs()["max_length"]
         dataset = to_dataset(examples + direct, max_length, cfg.seed)
@@ -202,10 +205,12 @@ def train_phases(
 
 
 def _direct_examples(
-    pairs: pd.DataFrame, true: np.ndarray, prompts: CotPrompts, frac: float, n_cot: int, seed: int
+    pairs: pd.DataFrame, true: np.ndarray, prompts: CotPrompts, n: int, seed: int
 ) -> list[Example]:
-    n = min(round(frac * n_cot), len(pairs))
-    rows = np.random.default_rng(seed).choice(len(pairs), size=n, replace=False)
+    """``n`` direct answers of seeded pairs, each pair once before any pair twice."""
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(len(pairs)) for _ in range(-(-n // len(pairs)))]
+    rows = np.concatenate([np.empty(0, int), *orders])[:n]
     records = pairs.to_dict("records")
     return [prompts.direct(records[i], int(true[i])) for i in rows]
 
@@ -237,6 +242,7 @@ def _phase_record(
         "kind": kind,
         "cot_examples": len(examples),
         "direct_examples": len(direct),
+        "steps": trainer.state.global_step,
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "seconds": round(time.perf_counter() - started, 1),
