@@ -69,3 +69,15 @@ def test_lref_stages_start_afresh_on_other_dev_and_their_judge_is_not_taken_for_
     assert stage_calls[5:] == []  # the LREF stages are still there, finished
     published = json.loads((out / "model.safetensors").read_text())
     assert published == {"stage": "sft", "run": 4}  # published again from sft/
+
+
+def test_resume_warns_of_a_start_afresh_only_where_another_start_was_recorded(
+    stage_calls: Calls, data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "judge"
+    out.mkdir()  # a new output dir made beforehand holds no other start
+    train_teacher(TeacherTrainConfig(max_train_pairs=32), data, out, resume=True)
+    assert "other settings" not in caplog.text
+    train_teacher(TeacherTrainConfig(max_train_pairs=24), data, out, resume=True)
+    assert "was started with other settings or pairs: afresh" in caplog.text
+    assert stage_calls == [("sft", False), ("sft", False)]
