@@ -172,7 +172,7 @@ def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: b
     record = stage_dir / SETTINGS_FILE
     same = resume and record.is_file() and json.loads(record.read_text()) == settings
     if not same:
-        if resume and record.is_file():  # a new or empty dir is no other start
+        if resume and stage_dir.is_dir() and any(stage_dir.iterdir()):  # an empty dir held none
             logger.warning("%s was started with other settings or pairs: afresh", stage_dir)
         shutil.rmtree(stage_dir if whole else stage_dir / "checkpoints", ignore_errors=True)
     stage_dir.mkdir(parents=True, exist_ok=True)
