@@ -71,7 +71,7 @@ def test_lref_stages_start_afresh_on_other_dev_and_their_judge_is_not_taken_for_
     assert published == {"stage": "sft", "run": 4}  # published again from sft/
 
 
-def test_resume_warns_of_a_start_afresh_only_where_another_start_was_recorded(
+def test_resume_warns_of_a_start_afresh_only_where_the_dir_held_something(
     stage_calls: Calls, data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     out = tmp_path / "judge"
