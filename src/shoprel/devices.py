@@ -60,7 +60,8 @@ def cpu_bf16_speedup() -> float:
     five times and each keeps its best, so that load from other processes hits both alike.
 
     Having the instructions is not enough: on some CPUs with AVX512-BF16 the bf16 kernels run
-    slower than fp32 (a Xeon without AMX: 0.6-0.7x), on others 3-4x faster (an AMD EPYC).
+    slower than fp32 (a Xeon without AMX: 0.6-0.7x), on others 3-4.6x faster (a Xeon with AMX,
+    an AMD EPYC Zen 5).
     """
     left, right = torch.randn(256, 1024), torch.randn(1024, 1024)
     operands = {
