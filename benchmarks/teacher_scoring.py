@@ -11,12 +11,16 @@ pairs (the first whole queries of the dev split) it times
                    ``model.generate`` of a few tokens, the grade word parsed from the text;
     (b) forward:   ``TeacherScorer`` with ``prefix_sharing=False`` (one forward pass per pair);
     (c) prefix:    ``TeacherScorer`` with ``prefix_sharing=True``;
-    (d) prefix+int8: (c) with dynamic int8 quantization of the linear layers;
+    (d) prefix+int8: (c) with dynamic int8 quantization of the linear layers but the MLP's
+                   down projection (what ``--int8`` does);
+    (d') prefix+int8_all: (c) with every linear layer of the decoder in int8;
     (e) prefix+bf16: (c) with the weights in bf16 (what ``shoprel`` picks on a CPU whose bf16
                    matmul is at least 2x faster than fp32, and on CUDA).
 
 (b) and (c) run in fp32 whatever the CPU. The JSON also has the CPU's model name and its bf16
-matmul speedup as measured by :func:`shoprel.devices.cpu_bf16_speedup`.
+matmul speedup as measured by :func:`shoprel.devices.cpu_bf16_speedup`, and, per kind of linear
+layer (q_proj, ..., down_proj), the median and max relative error of its int8 output against the
+float one on a few dev prompts (``int8_rel_error``): why (d) keeps the down projection float.
 
 Each method is warmed up on a few pairs first; then the methods take turns on parts of the pairs
 (``--rounds``), so that other processes on the machine slow them alike. Prints a table, then one
@@ -51,10 +55,12 @@ from scipy.stats import spearmanr
 from shoprel.data.prepare import PrepareConfig, prepare
 from shoprel.data.splits import read_split
 from shoprel.devices import cpu_bf16_speedup, cpu_name
-from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
+from shoprel.teacher.model import pad_right
+from shoprel.teacher.scorer import TeacherScorer, int8_layer_names, quantize_int8, set_cpu_threads
 
 DATA = Path(__file__).resolve().parents[1] / "../shared/data/home_depot_search_relevance/train.csv"
 WARMUP_PAIRS = 8
+ERROR_PAIRS = 16
 
 
 def parse_args() -> argparse.Namespace:
@@ -103,7 +109,7 @@ def split_queries(pairs: pd.DataFrame, rounds: int) -> list[pd.DataFrame]:
 
 
 def load_scorers(args: argparse.Namespace) -> dict[str, TeacherScorer]:
-    """fp32 scorers without and with prefix sharing (one model), an int8 one and a bf16 one."""
+    """fp32 scorers without and with prefix sharing (one model), two int8 ones and a bf16 one."""
     options = {"batch_size": args.batch_size, "dtype": torch.float32}
     if args.model:
         fp32 = TeacherScorer.load(args.model, **options)
@@ -119,6 +125,9 @@ def load_scorers(args: argparse.Namespace) -> dict[str, TeacherScorer]:
         "forward": TeacherScorer(fp32.model, tokenizer, fp32.meta, prefix_sharing=False, **share),
         "prefix": TeacherScorer(fp32.model, tokenizer, fp32.meta, prefix_sharing=True, **share),
         "prefix_int8": int8,
+        "prefix_int8_all": TeacherScorer(
+            quantize_int8(copy.deepcopy(fp32.model), float_layers=()), tokenizer, fp32.meta, **share
+        ),
         "prefix_bf16": TeacherScorer(
             copy.deepcopy(fp32.model).to(torch.bfloat16), tokenizer, fp32.meta, **share
         ),
@@ -234,25 +243,65 @@ def generate_agreement(
     }
 
 
+# the approximate methods and the prefix of their agreement keys in the JSON
+APPROXIMATE = {"prefix_int8": "int8", "prefix_int8_all": "int8_all", "prefix_bf16": "bf16"}
+
+
 def score_agreement(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """(c), (d) and (e) against (b) on all pairs."""
-    forward, prefix, int8, bf16 = (
-        runs[k]["frame"] for k in ("forward", "prefix", "prefix_int8", "prefix_bf16")
-    )
+    """(c), (d), (d') and (e) against (b) on all pairs."""
+    forward, prefix = runs["forward"]["frame"], runs["prefix"]["frame"]
     columns = [c for c in forward.columns if c.startswith("p_")]
     argmax = forward[columns].to_numpy().argmax(axis=1)
-    return {
+    agree = {
         "forward_score_std": float(forward["score"].std()),
         "prefix_max_abs_diff": float(np.abs(prefix["score"] - forward["score"]).max()),
         "prefix_max_abs_diff_prob": float(
             np.abs(prefix[columns].to_numpy() - forward[columns].to_numpy()).max()
         ),
-        "int8_spearman": float(spearmanr(int8["score"], forward["score"]).statistic),
-        "int8_max_abs_diff": float(np.abs(int8["score"] - forward["score"]).max()),
-        "int8_argmax_agreement": float(np.mean(int8[columns].to_numpy().argmax(axis=1) == argmax)),
-        "bf16_spearman": float(spearmanr(bf16["score"], forward["score"]).statistic),
-        "bf16_max_abs_diff": float(np.abs(bf16["score"] - forward["score"]).max()),
-        "bf16_argmax_agreement": float(np.mean(bf16[columns].to_numpy().argmax(axis=1) == argmax)),
+    }
+    for name, key in APPROXIMATE.items():
+        frame = runs[name]["frame"]
+        agree[f"{key}_spearman"] = float(spearmanr(frame["score"], forward["score"]).statistic)
+        agree[f"{key}_max_abs_diff"] = float(np.abs(frame["score"] - forward["score"]).max())
+        same = frame[columns].to_numpy().argmax(axis=1) == argmax
+        agree[f"{key}_argmax_agreement"] = float(np.mean(same))
+    return agree
+
+
+def int8_layer_errors(scorer: TeacherScorer, pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per kind of linear layer, the median and max over layers of ``|int8(x) - f(x)| / |f(x)|``
+    on the prompts of ``pairs`` (one plain forward pass, padding left out)."""
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    ids, mask = pad_right([scorer.builder.encode(row) for row in pairs.to_dict("records")], 0)
+    real = mask.bool()
+    errors: dict[str, list[float]] = {}
+
+    def measure(layer: torch.nn.Linear, kind: str) -> Callable[..., None]:
+        layer.qconfig = per_channel_dynamic_qconfig
+        int8 = Int8Linear.from_float(layer)
+
+        def hook(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            diff = (int8(inputs[0]) - out)[real]
+            errors.setdefault(kind, []).append(float(diff.norm() / out[real].norm()))
+
+        return hook
+
+    layers = dict(scorer.model.named_modules())
+    handles = [
+        layers[name].register_forward_hook(measure(layers[name], name.rsplit(".", 1)[-1]))
+        for name in int8_layer_names(scorer.model, float_layers=())
+    ]
+    try:
+        with torch.inference_mode():
+            scorer.model(input_ids=ids, attention_mask=mask)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {
+        kind: {"median": round(float(np.median(e)), 4), "max": round(max(e), 4)}
+        for kind, e in errors.items()
     }
 
 
@@ -271,10 +320,11 @@ def table(runs: dict[str, dict[str, Any]], agree: dict[str, Any], title: str) ->
         f"= argmax(b) {_fmt(agree['generate_agreement'])}",
         "forward": "reference",
         "prefix": f"max |Δscore| {agree['prefix_max_abs_diff']:.2e}",
-        "prefix_int8": f"Spearman {agree['int8_spearman']:.4f}, "
-        f"argmax = (b) {agree['int8_argmax_agreement']:.3f}",
-        "prefix_bf16": f"Spearman {agree['bf16_spearman']:.4f}, "
-        f"argmax = (b) {agree['bf16_argmax_agreement']:.3f}",
+        **{
+            name: f"Spearman {agree[key + '_spearman']:.4f}, "
+            f"argmax = (b) {agree[key + '_argmax_agreement']:.3f}"
+            for name, key in APPROXIMATE.items()
+        },
     }
     out = Table(title=title)
     columns = ("method", "pairs", "seconds", "pairs/s", "× generate", "× forward", "load", "vs (b)")
@@ -316,9 +366,13 @@ def main() -> None:
         runs[name]["frame"] = pd.concat(runs[name]["out"], ignore_index=True)
     agree = generate_agreement(runs["forward"]["frame"], judge, texts, generated)
     agree |= score_agreement(runs)
+    layer_errors = int8_layer_errors(scorers["forward"], pairs.head(ERROR_PAIRS))
     model = str(args.model) if args.model else args.base
     title = f"Teacher scoring, {model}, {len(pairs)} Home Depot dev pairs, {cpu_name()}"
     Console(width=160).print(table(runs, agree, title))
+    print("int8 output error by layer kind (median / max over layers):")
+    for kind, error in layer_errors.items():
+        print(f"  {kind:10s} {error['median']:.3f} / {error['max']:.3f}")
     summary = {
         "quick": args.quick,
         "model": model,
@@ -337,6 +391,7 @@ def main() -> None:
         **{f"{name}_load_1m": round(run["load_1m"], 2) for name, run in runs.items()},
         "ratios": {k: round(v, 3) for k, v in ratios(runs).items()},
         **agree,
+        "int8_rel_error": layer_errors,
         "prepare_s": round(prepare_s, 1),
         "wall_s": round(time.perf_counter() - started, 1),
     }

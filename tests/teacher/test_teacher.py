@@ -99,16 +99,38 @@ def test_prefix_sharing_equals_plain_forward(tiny_base: Path, demo_data: Path) -
     assert np.allclose(shared.sum(axis=1), 1) and shared.std(axis=0).max() > 0
 
 
-def test_int8_quantizes_the_linear_layers(tiny_base: Path, demo_data: Path) -> None:
-    scorer = TeacherScorer.from_base(str(tiny_base), "esci", int8=True, device="cpu")
+def test_int8_quantizes_the_linear_layers_but_the_down_projection(
+    tiny_base: Path, demo_data: Path
+) -> None:
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
+    pairs = dev_pairs(demo_data, 40)
+    plain = TeacherScorer.from_base(str(tiny_base), "esci", device="cpu", dtype=torch.float32)
+    scorer = TeacherScorer.from_base(str(tiny_base), "esci", int8=True, device="cpu")
     layers = dict(scorer.model.get_decoder().named_modules())
     assert isinstance(layers["layers.0.self_attn.q_proj"], Int8Linear)
-    assert isinstance(layers["layers.1.mlp.down_proj"], Int8Linear)
-    assert not any(type(m) is torch.nn.Linear for m in layers.values())
-    probs = scorer.grade_probabilities(dev_pairs(demo_data, 20))
+    assert isinstance(layers["layers.1.mlp.up_proj"], Int8Linear)
+    assert type(layers["layers.1.mlp.down_proj"]) is torch.nn.Linear
+    assert [n for n, m in layers.items() if type(m) is torch.nn.Linear] == [
+        "layers.0.mlp.down_proj",
+        "layers.1.mlp.down_proj",
+    ]
+    probs = scorer.grade_probabilities(pairs)
     assert np.allclose(probs.sum(axis=1), 1)
+    reference = plain.grade_probabilities(pairs)
+    assert np.abs(probs - reference).max() < 0.05  # int8 approximates the float judge
+
+
+def test_int8_with_no_float_layers_quantizes_every_linear_layer(tiny_base: Path) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    from shoprel.teacher.scorer import quantize_int8
+
+    scorer = TeacherScorer.from_base(str(tiny_base), "esci", device="cpu", dtype=torch.float32)
+    model = quantize_int8(scorer.model, float_layers=())
+    linear = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    assert linear == [model.get_output_embeddings()]  # the LM head stays float: only its grade rows are read
+    assert sum(isinstance(m, Int8Linear) for m in model.modules()) == 2 * 7
 
 
 def test_training_lowers_the_loss_and_saves_a_plain_model(
