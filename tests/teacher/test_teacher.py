@@ -129,7 +129,8 @@ def test_int8_with_no_float_layers_quantizes_every_linear_layer(tiny_base: Path)
     scorer = TeacherScorer.from_base(str(tiny_base), "esci", device="cpu", dtype=torch.float32)
     model = quantize_int8(scorer.model, float_layers=())
     linear = [m for m in model.modules() if type(m) is torch.nn.Linear]
-    assert linear == [model.get_output_embeddings()]  # the LM head stays float: only its grade rows are read
+    # the LM head stays float: only its grade rows are read
+    assert linear == [model.get_output_embeddings()]
     assert sum(isinstance(m, Int8Linear) for m in model.modules()) == 2 * 7
 
 
