@@ -268,29 +268,31 @@ def score_agreement(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return agree
 
 
-def int8_layer_errors(scorer: TeacherScorer, pairs: pd.DataFrame) -> dict[str, dict[str, float]]:
+def int8_layer_errors(
+    scorer: TeacherScorer, int8: torch.nn.Module, pairs: pd.DataFrame
+) -> dict[str, dict[str, float]]:
     """Per kind of linear layer, the median and max over layers of ``|int8(x) - f(x)| / |f(x)|``
-    on the prompts of ``pairs`` (one plain forward pass, padding left out)."""
-    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
-    ids, mask = pad_right([scorer.builder.encode(row) for row in pairs.to_dict("records")], 0)
+    on the prompts of ``pairs`` (one plain forward pass, padding left out), where ``int8`` is the
+    scorer's model with every layer quantized (:func:`quantize_int8` with no float layers)."""
+    ids, mask = pad_right(
+        [scorer.builder.encode(row) for row in pairs.to_dict("records")], scorer.pad_id
+    )
     real = mask.bool()
     errors: dict[str, list[float]] = {}
+    int8_layers = dict(int8.named_modules())
 
-    def measure(layer: torch.nn.Linear, kind: str) -> Callable[..., None]:
-        layer.qconfig = per_channel_dynamic_qconfig
-        int8 = Int8Linear.from_float(layer)
-
+    def measure(name: str) -> Callable[..., None]:
         def hook(_: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-            diff = (int8(inputs[0]) - out)[real]
-            errors.setdefault(kind, []).append(float(diff.norm() / out[real].norm()))
+            diff = (int8_layers[name](inputs[0]) - out)[real]
+            errors.setdefault(name.rsplit(".", 1)[-1], []).append(
+                float(diff.norm() / out[real].norm())
+            )
 
         return hook
 
     layers = dict(scorer.model.named_modules())
     handles = [
-        layers[name].register_forward_hook(measure(layers[name], name.rsplit(".", 1)[-1]))
+        layers[name].register_forward_hook(measure(name))
         for name in int8_layer_names(scorer.model, float_layers=())
     ]
     try:
@@ -366,7 +368,9 @@ def main() -> None:
         runs[name]["frame"] = pd.concat(runs[name]["out"], ignore_index=True)
     agree = generate_agreement(runs["forward"]["frame"], judge, texts, generated)
     agree |= score_agreement(runs)
-    layer_errors = int8_layer_errors(scorers["forward"], pairs.head(ERROR_PAIRS))
+    layer_errors = int8_layer_errors(
+        scorers["forward"], scorers["prefix_int8_all"].model, pairs.head(ERROR_PAIRS)
+    )
     model = str(args.model) if args.model else args.base
     title = f"Teacher scoring, {model}, {len(pairs)} Home Depot dev pairs, {cpu_name()}"
     Console(width=160).print(table(runs, agree, title))
