@@ -4,11 +4,13 @@ layers of MiniLM-L6 distilled on the same teacher labels, beside the run's other
     python benchmarks/student_frontier.py --quick     # the quickstart run's data and labels
     python benchmarks/student_frontier.py --data runs/hd/data --labels-train runs/hd/labels/train \\
         --labels-aug runs/hd/labels/augmented --models runs/hd/eval/metrics.json \\
-        --layers 2,3,4,6 --out runs/hd/frontier
+        --layers 2,3,4,6,3x768 --out runs/hd/frontier
 
 (with ``HF_HUB_OFFLINE=1 .venv/bin/python`` from the repository root). Each student learns with
 Margin-MSE from the teacher's scores of the train split and the augmented pairs
-(``StudentTrainConfig.layers`` keeps the first N layers), is exported to ONNX (int8 where it passes
+(``StudentTrainConfig.layers`` keeps the first N layers; ``NxW`` in ``--layers`` also narrows each
+feed-forward block to its W most important units, ``StudentTrainConfig.ffn_width``), is exported
+to ONNX (int8 where it passes
 the dev gate, else fp32; calibrated on dev), and is measured on the test split: AUC and pairwise
 accuracy of the export's scores, and p50 latency to rerank 100 items (one query's candidates,
 median of ``--rounds``, after a warm-up; the exports and the torch cross-encoders take turns).
@@ -19,7 +21,8 @@ the teacher's cross-encoder) get a latency too, on torch as ``CrossEncoder.predi
 
 Resumable: a student dir holding the same settings is not trained again. Writes
 ``OUT/frontier.json`` and ``OUT/frontier.png``; prints a table, then one JSON object (the last
-line): ``points`` (``name, layers, p50_ms_100, auc``), and ``cpu``.
+line): ``points`` (``name, layers, ffn_width, p50_ms_100, auc``; ``ffn_width``: units of each
+feed-forward block, 0 for models that are not timed here), and ``cpu``.
 """
 
 from __future__ import annotations
@@ -76,7 +79,11 @@ def parse_args() -> argparse.Namespace:
         default=[],
         help="NAME=DIR, a cross-encoder dir or export to time and score beside the students",
     )
-    parser.add_argument("--layers", default=None, help="comma-separated (2,3,4,6; quick: 2)")
+    parser.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated N or NxW: N layers, feed-forward W wide (2,3,4,6; quick: 2)",
+    )
     parser.add_argument("--base", default="minilm-l6")
     parser.add_argument("--max-train-pairs", type=int, default=0, help="train-split pairs (0: all)")
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -95,27 +102,43 @@ def parse_args() -> argparse.Namespace:
     if args.models is None:
         args.models = RUN / "eval" / "metrics.json" if args.quick else None
     layers = args.layers or ("2" if args.quick else "2,3,4,6")
-    args.layers = [int(n) for n in layers.split(",")]
+    try:
+        args.layers = [parse_shape(shape) for shape in layers.split(",")]
+    except ValueError:
+        parser.error(f"--layers: expected N or NxW, comma-separated, got {layers!r}")
     if args.quick:
         args.max_train_pairs = args.max_train_pairs or 2000
         args.rounds = min(args.rounds, 5)
     return args
 
 
-def student(args: argparse.Namespace, layers: int) -> Path:
-    """The distilled student of ``layers`` layers, trained unless its dir has these settings."""
+def parse_shape(shape: str) -> tuple[int, int]:
+    """``"3"`` -> (3, 0): three layers of the base's width; ``"3x768"`` -> (3, 768)."""
+    layers, _, width = shape.strip().partition("x")
+    return int(layers), int(width or 0)
+
+
+def shape_name(layers: int, ffn_width: int) -> str:
+    return f"{layers}L" + (f", FFN {ffn_width}" if ffn_width else "")
+
+
+def student(args: argparse.Namespace, layers: int, ffn_width: int) -> Path:
+    """The distilled student of this shape, trained unless its dir has these settings."""
     cfg = StudentTrainConfig(
         base=args.base,
         layers=layers,
+        ffn_width=ffn_width,
         labels=[str(args.labels_train), str(args.labels_aug)],
         loss="margin-mse",
         max_train_pairs=args.max_train_pairs,
         max_dev_pairs=300 if args.quick else 2000,
         epochs=args.epochs,
     )
-    out = args.out / f"student-{layers}l"
+    out = args.out / (f"student-{layers}l" + (f"-ffn{ffn_width}" if ffn_width else ""))
     settings = {"layers": layers, "labels": cfg.labels, "max_train_pairs": cfg.max_train_pairs,
                 "epochs": cfg.epochs, "base": cfg.base}  # fmt: skip
+    if ffn_width:
+        settings["ffn_width"] = ffn_width
     return train_or_reuse(cfg, args.data, out, settings)
 
 
@@ -131,8 +154,10 @@ def export(args: argparse.Namespace, model: Path) -> Path:
     return out
 
 
-def layer_count(model: Path) -> int:
-    return json.loads((model / "config.json").read_text())["num_hidden_layers"]
+def model_shape(model: Path) -> dict[str, int]:
+    """``layers`` and ``ffn_width`` (feed-forward units) of a cross-encoder dir or export."""
+    config = json.loads((model / "config.json").read_text())
+    return {"layers": config["num_hidden_layers"], "ffn_width": config["intermediate_size"]}
 
 
 def test_metrics(model: Path, test: pd.DataFrame, scale: Any) -> dict[str, float]:
@@ -143,35 +168,39 @@ def test_metrics(model: Path, test: pd.DataFrame, scale: Any) -> dict[str, float
 def main() -> None:
     args = parse_args()
     test, scale = read_split(args.data, "test")
-    timed: dict[str, tuple[Path, int]] = {}
+    timed: dict[str, Path] = {}
     points: dict[str, dict[str, Any]] = {}
-    for layers in args.layers:
-        exported = export(args, student(args, layers))
-        name = f"student {layers}L (ONNX)"
-        timed[name] = (exported, layers)
-        points[name] = {"layers": layers} | test_metrics(exported, test, scale)
+    for layers, ffn_width in args.layers:
+        exported = export(args, student(args, layers, ffn_width))
+        name = f"student {shape_name(layers, ffn_width)} (ONNX)"
+        timed[name] = exported
+        points[name] = model_shape(exported) | test_metrics(exported, test, scale)
     run = args.models.parents[1] if args.models else None
     extra = dict(args.model)
     if args.quick and run is not None and (run / "export").is_dir():  # its distilled student
-        extra[f"student {layer_count(run / 'export')}L (the run's export)"] = run / "export"
+        extra[f"student {model_shape(run / 'export')['layers']}L (the run's export)"] = (
+            run / "export"
+        )
     for name, where in extra.items():
-        timed[name] = (where, layer_count(where))
-        points[name] = {"layers": timed[name][1]} | test_metrics(where, test, scale)
+        timed[name] = where
+        points[name] = model_shape(where) | test_metrics(where, test, scale)
     known = json.loads(args.models.read_text())["models"] if args.models else {}
     members = measured_members(run) if run is not None else {}
     for name, found in known.items():
         points[name] = {
             "layers": 0,
+            "ffn_width": 0,
             "auc": found["auc"],
             "pairwise_accuracy": found["pairwise_accuracy"],
         }
         where = members.get(name)
         if where is not None and where.is_dir():
-            timed[name] = (where, 0)
-    scorers = {name: (str(path), {}) for name, (path, _) in timed.items()}
+            timed[name] = where
+    scorers = {name: (str(path), {}) for name, path in timed.items()}
     latency = rerank_latency(scorers, test, [ITEMS], rounds=args.rounds)
     rows = [
-        {"name": name, "layers": p["layers"], "p50_ms_100": latency.get(name, {}).get(ITEMS),
+        {"name": name, "layers": p["layers"], "ffn_width": p["ffn_width"],
+         "p50_ms_100": latency.get(name, {}).get(ITEMS),
          "auc": round(p["auc"], 4), "pairwise_accuracy": round(p["pairwise_accuracy"], 4)}
         for name, p in points.items()
     ]  # fmt: skip
@@ -180,13 +209,14 @@ def main() -> None:
 
 def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     table = Table(title=f"student frontier, {ITEMS} items, test split of {args.data}")
-    for column in ("model", "layers", "p50 ms", "AUC", "pairwise"):
+    for column in ("model", "layers", "FFN", "p50 ms", "AUC", "pairwise"):
         table.add_column(column)
     for row in sorted(rows, key=lambda r: (r["p50_ms_100"] is None, r["p50_ms_100"] or 0)):
         ms = "-" if row["p50_ms_100"] is None else f"{row['p50_ms_100']:.1f}"
         layers = str(row["layers"] or "-")
+        width = str(row["ffn_width"] or "-")
         table.add_row(
-            row["name"], layers, ms, f"{row['auc']:.3f}", f"{row['pairwise_accuracy']:.3f}"
+            row["name"], layers, width, ms, f"{row['auc']:.3f}", f"{row['pairwise_accuracy']:.3f}"
         )
     Console().print(table)
     result = {"points": rows, "cpu": cpu_name(), "items": ITEMS, "quick": args.quick}

@@ -357,6 +357,10 @@ def student_train(
     layers: Annotated[
         int | None, typer.Option(help="keep the base's first N transformer layers (0: all)")
     ] = None,
+    ffn_width: Annotated[
+        int | None,
+        typer.Option(help="keep each feed-forward block's N most important units (0: all)"),
+    ] = None,
     loss: Annotated[
         str | None, typer.Option(help="margin-mse (default with --labels) | mse | labels")
     ] = None,
@@ -389,6 +393,7 @@ def student_train(
     overrides = dict(
         base=base,
         layers=layers,
+        ffn_width=ffn_width,
         loss=loss,
         pointwise_weight=pointwise_weight,
         labels=[str(d) for d in labels] or None,

@@ -222,6 +222,46 @@ def test_a_student_keeps_the_first_layers_of_its_base(
     assert np.isfinite(scores["score"]).all()
 
 
+def test_a_narrowed_student_keeps_the_units_that_carry_its_output(
+    tiny_bert: Path, demo_data: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from shoprel.student.train import keep_widest_ffn
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=1).eval()
+    width = model.config.intermediate_size
+    silent = torch.arange(0, width, 2)  # every other unit writes nothing to the block's output
+    for block in model.base_model.encoder.layer:
+        with torch.no_grad():
+            block.output.dense.weight[:, silent] = 0.0
+    batch = AutoTokenizer.from_pretrained(tiny_bert)(
+        ["cordless drill", "garden hose"],
+        ["DEWALT 20V drill", "hose reel"],
+        padding=True,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        before = model(**batch).logits
+        keep_widest_ffn(model, width // 2)
+        after = model(**batch).logits
+    assert model.config.intermediate_size == width // 2
+    blocks = model.base_model.encoder.layer
+    assert all(block.intermediate.dense.out_features == width // 2 for block in blocks)
+    torch.testing.assert_close(after, before)  # only the silent units were dropped
+    with pytest.raises(ValueError, match=f"blocks are {width // 2} wide"):
+        keep_widest_ffn(model, width)
+
+    out = tmp_path / "narrow"
+    args = ["student", "train", "--data", str(demo_data), "--base", str(tiny_bert)]
+    args += ["--ffn-width", "8", "--max-train-pairs", "64", "--epochs", "1", "--out", str(out)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert json.loads((out / "config.json").read_text())["intermediate_size"] == 8
+    scores = load_scorer(out).predict(pd.read_parquet(demo_data / "test.parquet").head(20))
+    assert np.isfinite(scores["score"]).all()
+
+
 def test_the_pointwise_term_belongs_to_margin_mse_only() -> None:
     with pytest.raises(ValueError, match="pointwise_weight: adds to the margin-mse loss"):
         StudentTrainConfig(loss="labels", pointwise_weight=0.5)

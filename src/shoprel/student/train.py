@@ -79,6 +79,8 @@ class StudentTrainConfig:
         base (str, defaults to ``minilm-l6``): encoder alias, local dir or hub id.
         layers (int, defaults to 0 = all): keep only the base's first ``layers`` transformer
             layers (a smaller, faster student: 2, 3 or 4 of MiniLM-L6's 6).
+        ffn_width (int, defaults to 0 = the base's): keep each feed-forward block's most
+            important hidden units, this many (MiniLM-L6: 1,536), for a narrower, faster student.
         loss (str, defaults to ``margin-mse`` with label dirs, else ``labels``): see module doc.
         pointwise_weight (float, defaults to 0.0): ``margin-mse`` only; weight of the pointwise
             MSE term beside the margins.
@@ -101,6 +103,7 @@ class StudentTrainConfig:
 
     base: str = "minilm-l6"
     layers: int = 0
+    ffn_width: int = 0
     loss: str | None = None
     pointwise_weight: float = 0.0
     labels: list[str] = field(default_factory=list)
@@ -137,6 +140,8 @@ class StudentTrainConfig:
             raise ValueError(f"augment_frac: expected a share in [0, 1], got {self.augment_frac}")
         if self.layers < 0:
             raise ValueError(f"layers: expected 0 (all) or a count >= 1, got {self.layers}")
+        if self.ffn_width < 0:
+            raise ValueError(f"ffn_width: expected 0 (the base's) or >= 1, got {self.ffn_width}")
         if self.pointwise_weight and self.loss != "margin-mse":
             raise ValueError(
                 f"pointwise_weight: adds to the margin-mse loss, but loss is {self.loss!r}"
@@ -255,6 +260,52 @@ def keep_first_layers(model: Any, layers: int) -> None:
     model.config.num_hidden_layers = layers
 
 
+def keep_widest_ffn(model: Any, width: int) -> None:
+    """Narrow every feed-forward block of a BERT-like ``model`` to its ``width`` most important
+    hidden units, in place: a unit's importance is the norm of its input weights times the norm
+    of its output weights, so the units kept carry most of the block's output. The config
+    follows (``intermediate_size``), so the saved model loads as it is."""
+    import torch
+
+    blocks = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    if blocks is None or not hasattr(blocks[0], "intermediate"):
+        raise ValueError(f"ffn_width: {type(model).__name__} has no BERT-like feed-forward blocks")
+    current = model.config.intermediate_size
+    if not 1 <= width <= current:
+        raise ValueError(f"ffn_width: the feed-forward blocks are {current} wide, got {width}")
+    for block in blocks:
+        up, down = block.intermediate.dense, block.output.dense
+        importance = up.weight.norm(dim=1) * down.weight.norm(dim=0)
+        keep = torch.topk(importance, width).indices.sort().values
+        block.intermediate.dense = _linear_rows(up, keep)
+        block.output.dense = _linear_columns(down, keep)
+    model.config.intermediate_size = width
+
+
+def _linear_rows(linear: Any, keep: Any) -> Any:
+    """``linear`` with only the output units ``keep``."""
+    import torch
+
+    cut = torch.nn.Linear(linear.in_features, len(keep), bias=linear.bias is not None)
+    with torch.no_grad():
+        cut.weight.copy_(linear.weight[keep])
+        if linear.bias is not None:
+            cut.bias.copy_(linear.bias[keep])
+    return cut.to(linear.weight.dtype)
+
+
+def _linear_columns(linear: Any, keep: Any) -> Any:
+    """``linear`` reading only the input units ``keep``."""
+    import torch
+
+    cut = torch.nn.Linear(len(keep), linear.out_features, bias=linear.bias is not None)
+    with torch.no_grad():
+        cut.weight.copy_(linear.weight[:, keep])
+        if linear.bias is not None:
+            cut.bias.copy_(linear.bias)
+    return cut.to(linear.weight.dtype)
+
+
 def model_settings(cfg: StudentTrainConfig) -> dict[str, Any]:
     """The settings that shape the model: all but how often it checkpoints."""
     return {k: v for k, v in asdict(cfg).items() if k != "save_steps"}
@@ -326,6 +377,8 @@ def train_cross_encoder(
     model = CrossEncoder(resolve_model(cfg.base), num_labels=1, max_length=cfg.max_length)
     if cfg.layers:
         keep_first_layers(model.model, cfg.layers)
+    if cfg.ffn_width:
+        keep_widest_ffn(model.model, cfg.ffn_width)
     scorer = CrossEncoderScorer(model, scale, cfg.fields, activation=cfg.activation)
     per_epoch = pairs_per_epoch(pairs, cfg)
     tracker = BestEpochCallback(scorer, dev, out / "dev_metrics.jsonl", per_epoch)
