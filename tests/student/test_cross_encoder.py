@@ -212,14 +212,8 @@ def test_a_student_keeps_the_first_layers_of_its_base(
     with pytest.raises(ValueError, match="has 2 layers"):
         keep_first_layers(full, 3)
 
-    out = tmp_path / "one-layer"
-    args = ["student", "train", "--data", str(demo_data), "--base", str(tiny_bert)]
-    args += ["--layers", "1", "--max-train-pairs", "64", "--epochs", "1", "--out", str(out)]
-    done = CliRunner().invoke(app, args)
-    assert done.exit_code == 0, done.output
-    assert json.loads((out / "config.json").read_text())["num_hidden_layers"] == 1
-    scores = load_scorer(out).predict(pd.read_parquet(demo_data / "test.parquet").head(20))
-    assert np.isfinite(scores["score"]).all()
+    config = train_small_student(tiny_bert, demo_data, tmp_path / "one-layer", "--layers", "1")
+    assert config["num_hidden_layers"] == 1
 
 
 def test_a_narrowed_student_keeps_the_units_that_carry_its_output(
@@ -252,14 +246,8 @@ def test_a_narrowed_student_keeps_the_units_that_carry_its_output(
     with pytest.raises(ValueError, match=f"blocks are {width // 2} wide"):
         keep_widest_ffn(model, width)
 
-    out = tmp_path / "narrow"
-    args = ["student", "train", "--data", str(demo_data), "--base", str(tiny_bert)]
-    args += ["--ffn-width", "8", "--max-train-pairs", "64", "--epochs", "1", "--out", str(out)]
-    done = CliRunner().invoke(app, args)
-    assert done.exit_code == 0, done.output
-    assert json.loads((out / "config.json").read_text())["intermediate_size"] == 8
-    scores = load_scorer(out).predict(pd.read_parquet(demo_data / "test.parquet").head(20))
-    assert np.isfinite(scores["score"]).all()
+    config = train_small_student(tiny_bert, demo_data, tmp_path / "narrow", "--ffn-width", "8")
+    assert config["intermediate_size"] == 8
 
 
 def test_the_pointwise_term_belongs_to_margin_mse_only() -> None:
@@ -294,3 +282,14 @@ def test_a_student_trained_on_cuda_scores_alike_on_the_cpu(
         held_out["query_id"], teacher(held_out["title"]), scores["cuda"], min_diff=0.5
     )
     assert agreement > 0.8
+
+
+def train_small_student(tiny_bert: Path, demo_data: Path, out: Path, *options: str) -> dict:
+    """``shoprel student train`` with ``options`` on 64 pairs; its config, once it scores test."""
+    args = ["student", "train", "--data", str(demo_data), "--base", str(tiny_bert), *options]
+    args += ["--max-train-pairs", "64", "--epochs", "1", "--out", str(out)]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    scores = load_scorer(out).predict(pd.read_parquet(demo_data / "test.parquet").head(20))
+    assert np.isfinite(scores["score"]).all()
+    return json.loads((out / "config.json").read_text())
