@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,9 @@ from scipy.stats import spearmanr
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from shoprel import devices
+from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.scorer import TeacherScorer
+from shoprel.teacher.train import config_for_this_machine, train_teacher
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,59 @@ def test_device_and_dtype_follow_cuda(
     if cuda:
         expected = torch.bfloat16 if bf16 else torch.float32
         assert devices.pick_dtype(torch.device("cuda")) == expected
+
+
+def _two_judges(tiny_base: Path) -> TeacherTrainConfig:
+    """A judge whose base does not exist, with a tiny base for where the judge runs in fp32."""
+    return TeacherTrainConfig(
+        base="no-such-judge",
+        max_train_pairs=800,
+        max_dev_pairs=0,
+        peft={"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
+        sft={"args": {"learning_rate": 5e-3, "per_device_train_batch_size": 4}},
+        fp32={"base": str(tiny_base), "max_train_pairs": 16, "sft": {"args": {"save_steps": 2}}},
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_fp32_section_is_laid_over_the_judge_where_it_runs_in_fp32(
+    dtype: str, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(devices.DTYPE_ENV, dtype)
+    cfg = config_for_this_machine(_two_judges(tiny_base))
+    if dtype == "bfloat16":
+        assert (cfg.base, cfg.max_train_pairs, cfg.fp32["base"]) == (
+            "no-such-judge",
+            800,
+            str(tiny_base),
+        )
+        return
+    assert (cfg.base, cfg.max_train_pairs, cfg.fp32) == (str(tiny_base), 16, {})
+    # a section's keys are replaced one by one, the others kept
+    expected_args = {"learning_rate": 5e-3, "per_device_train_batch_size": 4, "save_steps": 2}
+    assert cfg.sft.args == expected_args
+    assert cfg.peft["r"] == 4
+
+
+def test_a_judge_trained_in_fp32_is_the_fp32_sections(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(devices.DTYPE_ENV, "float32")
+    out = train_teacher(_two_judges(tiny_base), demo_data, tmp_path / "judge")
+    meta = json.loads((out / "shoprel_teacher.json").read_text())
+    assert meta["base"] == str(tiny_base)
+    assert (meta["train"]["max_train_pairs"], meta["train"]["fp32"]) == (16, {})
+
+
+@pytest.mark.parametrize(
+    ("fp32", "message"),
+    [
+        ({"bsae": "x"}, "unknown key"),
+        ({"select": {"method": "best"}}, "select"),
+        ({"fp32": {}}, "fp32"),
+        ("smollm2", "mapping"),
+    ],
+)
+def test_a_bad_fp32_section_fails_on_every_machine(fp32: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TeacherTrainConfig(fp32=fp32)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ printing it imports no training code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, ClassVar
 
 from shoprel.teacher.prompts import PromptConfig
@@ -414,6 +414,10 @@ class TeacherTrainConfig:
         sft (SftConfig): fine-tuning on soft targets; always on.
         cot (CotConfig, no kinds): Multi-CoT tuning after SFT.
         dpo (DpoConfig, ``enabled: false``): DPO against optimistic errors.
+    Precision:
+        fp32 (dict, defaults to {}): keys of this config laid over it where the judge runs in
+            fp32 (a CPU whose bf16 does not pay, :func:`shoprel.devices.pick_dtype`), sections
+            key by key: a smaller judge for the same time (``{base: smollm2-135m-instruct}``).
     """
 
     MOVED_KEYS: ClassVar[dict[str, str]] = {
@@ -444,6 +448,7 @@ class TeacherTrainConfig:
     sft: SftConfig = field(default_factory=SftConfig)
     cot: CotConfig = field(default_factory=CotConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
+    fp32: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -453,6 +458,19 @@ class TeacherTrainConfig:
         self.peft = _mapping("peft", self.peft)
         for name, cls in STAGE_CONFIGS.items():
             setattr(self, name, nested(cls, getattr(self, name), name))
+        self.fp32 = _mapping("fp32", self.fp32)
+        if "fp32" in self.fp32:
+            raise ValueError("fp32: a key of the judge's config, not of its fp32 section")
+        self.in_fp32()  # an unknown or bad key fails here, on every machine
+
+    def in_fp32(self) -> TeacherTrainConfig:
+        """This config with its ``fp32`` keys laid over it (itself where there are none)."""
+        if not self.fp32:
+            return self
+        from shoprel.config import from_dict
+
+        values = _laid_over(asdict(self), self.fp32) | {"fp32": {}}
+        return from_dict(TeacherTrainConfig, values, "fp32")
 
     @property
     def lref_stages(self) -> list[str]:
@@ -470,6 +488,16 @@ STAGE_CONFIGS: dict[str, type] = {
     "cot": CotConfig,
     "dpo": DpoConfig,
 }
+
+
+def _laid_over(values: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``changes`` laid over them, mappings key by key."""
+    merged = dict(values)
+    for key, value in changes.items():
+        inner = merged.get(key)
+        both = isinstance(inner, dict) and isinstance(value, dict)
+        merged[key] = _laid_over(inner, value) if both else value
+    return merged
 
 
 def with_stage_overrides(cfg: TeacherTrainConfig, **sections: dict[str, Any]) -> Any:

@@ -104,6 +104,7 @@ def train_teacher(
     """Train the judge ``cfg`` describes on ``data_dir`` into ``out`` and return ``out``."""
     from shoprel.teacher.judge_io import check_stage_args
 
+    cfg = config_for_this_machine(cfg)
     check_stage_args(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,6 +133,18 @@ def train_teacher(
     return out
 
 
+def config_for_this_machine(cfg: TeacherTrainConfig) -> TeacherTrainConfig:
+    """``cfg``, with its ``fp32`` keys laid over it where the judge runs in fp32 here."""
+    import torch
+
+    from shoprel.devices import pick_device, pick_dtype
+
+    if not cfg.fp32 or pick_dtype(pick_device()) != torch.float32:
+        return cfg
+    logger.info("the judge runs in fp32 here, so judge.fp32 applies: %s", json.dumps(cfg.fp32))
+    return cfg.in_fp32()
+
+
 def _run_stage(
     cfg: TeacherTrainConfig,
     name: str,
@@ -154,6 +167,7 @@ def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[
     DPO), and the pairs it learns from with their labels (a selection or a DPO hold-out that
     changed changes them)."""
     values = jsonable(asdict(cfg))
+    values.pop("fp32")  # train_teacher has laid it over the config where it applies
     for stage in STAGES:
         values[stage].get("args", {}).pop("save_steps", None)
     later = STAGES[STAGES.index(name) + 1 :]
