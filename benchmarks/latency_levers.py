@@ -16,7 +16,10 @@ graph it builds, in ``--out``:
   of sentence-transformers' ONNX backend (optimum's CPU configs) differs from shoprel's: unsigned
   weights, and the attention's two activation-by-activation MatMuls quantized as well
   (onnxruntime's ``quantize_dynamic`` leaves them in float: ``MatMulConstBOnly``);
-- ``int8 static QDQ``: ``quantize_static`` in QDQ format, activations calibrated on dev pairs.
+- ``int8 static QDQ``: ``quantize_static`` in QDQ format, activations calibrated on dev pairs;
+- ``int8 dynamic, batches of N``: shoprel's int8 graph run in length-sorted batches of N pairs
+  instead of the scorer's default 32 (``--batch-sizes``): smaller batches pad less and run more
+  often.
 
 Each is timed reranking 100 dev products for a dev query (``--repeats`` draws, the variants
 taking turns, after a warm-up) with the export's own scorer (tokenizer, length-sorted batches
@@ -60,6 +63,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=40, help="draws of 100 items (quick: 8)")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: cores)")
     parser.add_argument("--calibration-pairs", type=int, default=512, help="static int8 (dev)")
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="*", default=[8, 16], help="int8 dynamic, other batches"
+    )
     parser.add_argument("--quick", action="store_true", help="8 draws, 128 calibration pairs")
     args = parser.parse_args()
     resolve_paths(args)
@@ -184,6 +190,12 @@ def main() -> None:
     scorers = {
         name: OnnxScorer.load(args.out, onnx_file=f, threads=args.threads)
         for name, f in files.items()
+    }
+    scorers |= {
+        f"int8 dynamic, batches of {size}": OnnxScorer.load(
+            args.out, onnx_file=files["int8 dynamic"], threads=args.threads, batch_size=size
+        )
+        for size in args.batch_sizes
     }
     times = time_variants(scorers, work)
     single = {f"{name}, 1 thread": OnnxScorer.load(args.out, onnx_file=files[name], threads=1)
