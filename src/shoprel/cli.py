@@ -526,6 +526,9 @@ def serve(
     max_batch_items: Annotated[int, typer.Option(help="pairs per model call")] = 256,
     max_wait_ms: Annotated[float, typer.Option(help="wait for more requests to batch")] = 2.0,
     threads: Annotated[int, typer.Option(help="onnxruntime threads (0: one per core)")] = 0,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="pairs per onnxruntime run, length-sorted within a call")
+    ] = 32,
     drain_s: Annotated[
         float, typer.Option(help="on SIGTERM, longest wait for requests in flight (s)")
     ] = 30.0,
@@ -548,6 +551,7 @@ def serve(
         max_batch_items=max_batch_items,
         max_wait_ms=max_wait_ms,
         threads=threads,
+        batch_size=batch_size,
         drain_s=drain_s,
     )
     run(settings)

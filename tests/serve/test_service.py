@@ -358,3 +358,36 @@ def test_duplicate_item_ids_are_kept_apart_by_position(
     assert done.status_code == 200
     results = done.json()["results"]
     assert sorted(r["index"] for r in results) == [0, 1] and {r["id"] for r in results} == {"7"}
+
+
+class CountingSession:
+    """An onnxruntime session that counts its runs."""
+
+    def __init__(self, session: Any) -> None:
+        self.session, self.runs = session, 0
+
+    def run(self, *args: Any) -> Any:
+        self.runs += 1
+        return self.session.run(*args)
+
+
+def test_cli_serve_batch_size_sets_the_runs_per_call(
+    onnx_export: Path, items: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shoprel.cli import app as cli
+
+    loaded: list[Reranker] = []
+    monkeypatch.setattr(app_module, "serve", lambda s: loaded.append(app_module.load_reranker(s)))
+    args = ["serve", "--model", str(onnx_export), "--onnx-file", FP32_FILE, "--batch-size", "2"]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    (reranker,) = loaded
+    counting = reranker.scorer.session = CountingSession(reranker.scorer.session)
+    scores = reranker.score("cordless drill", items)
+    assert counting.runs == 3  # six items, two a run
+    reference = Reranker.load(onnx_export, onnx_file=FP32_FILE).score("cordless drill", items)
+    np.testing.assert_allclose(scores, reference, atol=1e-5)  # fp32: batches change nothing
+    refused = CliRunner().invoke(cli, ["serve", "--model", str(onnx_export), "--batch-size", "0"])
+    assert refused.exit_code == 2 and "--batch-size" in refused.output
