@@ -13,7 +13,8 @@ feed-forward block to its W most important units, ``StudentTrainConfig.ffn_width
 to ONNX (int8 where it passes
 the dev gate, else fp32; calibrated on dev), and is measured on the test split: AUC and pairwise
 accuracy of the export's scores, and p50 latency to rerank 100 items (one query's candidates,
-median of ``--rounds``, after a warm-up; the exports and the torch cross-encoders take turns).
+median of ``--rounds``, after a warm-up; each round draws a new query and 100 new items, and the
+exports and the torch cross-encoders take turns on that draw).
 ``--model NAME=DIR`` (repeatable) adds a cross-encoder dir or an export, timed and scored on
 test like the students. The run's other models (``--models``: the run's ``eval/metrics.json``)
 join the figure with their test AUC; those that are cross-encoder dirs (the label-only student,

@@ -1,7 +1,8 @@
 """Rerank latency of several scorers on one query's candidates, for the pipeline's report.
 
-The scorers take turns (one round = every scorer once per list size), so load from other
-processes falls on them alike; the figure is the median over the rounds, after one warm-up call.
+The scorers take turns (one round = every scorer once per list size, on the same draw), so load
+from other processes falls on them alike; each round draws a new query and new candidates, so the
+figure, the median over the rounds after one warm-up call, spans draws as well as timer noise.
 For a full study (p99, the CPU floor, sentence-transformers' ``predict``) use
 ``benchmarks/serving_latency.py``.
 """
@@ -37,12 +38,13 @@ def rerank_latency(
 ) -> dict[str, dict[int, float]]:
     """Median milliseconds to rerank each list size, per scorer: ``{name: {size: ms}}``."""
     rerankers = {name: Reranker.load(path, **opts) for name, (path, opts) in scorers.items()}
-    query = str(pairs["query"].iat[0])
-    lists = {size: candidate_items(pairs, size, seed=size) for size in sizes}
+    queries = pairs["query"].drop_duplicates()
     times: dict[str, dict[int, list[float]]] = {n: {s: [] for s in sizes} for n in rerankers}
     for reranker in rerankers.values():
-        reranker.rerank(query, lists[max(sizes)])
-    for _ in range(rounds):
+        reranker.rerank(str(queries.iat[0]), candidate_items(pairs, max(sizes)))
+    for round_ in range(rounds):
+        query = str(queries.iat[round_ % len(queries)])
+        lists = {size: candidate_items(pairs, size, seed=1000 * round_ + size) for size in sizes}
         for name, reranker in rerankers.items():
             for size, items in lists.items():
                 started = time.perf_counter()
