@@ -66,6 +66,13 @@ def trained_with(model_dir: str | Path, meta_file: str, settings: dict[str, Any]
     return all(saved.get(key) == value for key, value in jsonable(settings).items())
 
 
+def newest_checkpoint(folder: Path, marker: str) -> Path | None:
+    """The ``checkpoint-N`` dir of ``folder`` with the largest N that holds ``marker`` (the file
+    the trainer writes last), so that a save cut short is passed over; None where there is none."""
+    done = [d for d in folder.glob("checkpoint-*") if (d / marker).is_file()]
+    return max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]), default=None)
+
+
 def content_digest(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha1").hexdigest()

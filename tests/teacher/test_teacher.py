@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,10 @@ def test_resume_continues_the_same_run(
     train_until_crash(cfg, demo_data, tmp_path / "resumed", monkeypatch, step=8)
     assert (tmp_path / "resumed" / "checkpoints" / "checkpoint-8").is_dir()
     assert not (tmp_path / "resumed" / "model.safetensors").exists()
+    # a later save cut short (no trainer_state.json, written last): resume passes it over
+    checkpoints = tmp_path / "resumed" / "checkpoints"
+    shutil.copytree(checkpoints / "checkpoint-8", checkpoints / "checkpoint-12")
+    (checkpoints / "checkpoint-12" / "trainer_state.json").unlink()
     resumed = train_teacher(cfg, demo_data, tmp_path / "resumed", resume=True)
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
@@ -359,8 +364,6 @@ def test_checkpoints_count_the_trained_weights_and_their_adam_moments(tiny_base:
 def test_a_run_the_disk_cannot_hold_fails_before_training(
     tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
-
     from shoprel.teacher import judge_io
 
     usage = shutil.disk_usage(tmp_path)

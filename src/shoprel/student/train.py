@@ -50,7 +50,7 @@ import pandas as pd
 from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
 from shoprel.data.splits import read_card, read_split
-from shoprel.io import jsonable, trained_with, write_json
+from shoprel.io import jsonable, newest_checkpoint, trained_with, write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import CROSS_ENCODER_META as META_FILE
 from shoprel.student.data import (
@@ -341,11 +341,10 @@ def resume_point(cfg: StudentTrainConfig, data_dir: str | Path, out: Path) -> Pa
             f"{folder}: the checkpoints come from other settings ({', '.join(differ)}); "
             "train afresh without resume, or with the same settings"
         )
-    done = [d for d in folder.glob("checkpoint-*") if (d / STATE_FILE).is_file()]
-    if not done:
+    newest = newest_checkpoint(folder, STATE_FILE)
+    if newest is None:
         logger.warning("no complete checkpoint in %s: starting afresh", folder)
-        return None
-    return max(done, key=lambda d: int(d.name.rsplit("-", 1)[1]))
+    return newest
 
 
 def train_cross_encoder(

@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer import TRAINER_STATE_NAME
 
 from shoprel.data.schema import GradeScale
 from shoprel.devices import pick_device
-from shoprel.io import write_jsonl
+from shoprel.io import newest_checkpoint, write_jsonl
 from shoprel.models import resolve_model
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import (
@@ -199,8 +200,10 @@ def fit_judge(
         callbacks=[dev_metrics],
     )
     started = time.perf_counter()
-    has_checkpoint = any((out / "checkpoints").glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=resume and has_checkpoint)
+    checkpoint = newest_checkpoint(out / "checkpoints", TRAINER_STATE_NAME) if resume else None
+    if checkpoint is not None:
+        logger.info("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     meta.train["seconds"] = round(time.perf_counter() - started, 1)
     meta.train["train_pairs"] = len(pairs)
     save_merged(trainer.model, tokenizer, meta, out)
