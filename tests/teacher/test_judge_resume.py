@@ -81,3 +81,27 @@ def test_resume_warns_of_a_start_afresh_only_where_the_dir_held_something(
     train_teacher(TeacherTrainConfig(max_train_pairs=24), data, out, resume=True)
     assert "was started with other settings or pairs: afresh" in caplog.text
     assert stage_calls == [("sft", False), ("sft", False)]
+
+
+def test_a_killed_start_with_other_settings_is_not_mistaken_for_a_finished_judge(
+    stage_calls: Calls, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shoprel.teacher.train as teacher_train
+
+    out = tmp_path / "judge"
+    train_teacher(TeacherTrainConfig(max_train_pairs=32), data, out)
+    recorder = teacher_train.stage_module
+
+    class Killed:
+        def __init__(self, name: str) -> None:
+            pass
+
+        def run(self, *args: object, **kwargs: object) -> Path:
+            raise KeyboardInterrupt  # killed while training with the new settings
+
+    monkeypatch.setattr(teacher_train, "stage_module", Killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(TeacherTrainConfig(max_train_pairs=24), data, out)
+    monkeypatch.setattr(teacher_train, "stage_module", recorder)
+    train_teacher(TeacherTrainConfig(max_train_pairs=24), data, out, resume=True)
+    assert stage_calls == [("sft", False), ("sft", True)]  # trained on, not the 32-pair judge

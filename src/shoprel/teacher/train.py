@@ -39,7 +39,13 @@ from shoprel.data.splits import dev_sample, read_split, sample_pairs
 from shoprel.io import files_digest, jsonable, write_json
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import META_FILE
-from shoprel.teacher.stage_io import SETTINGS_FILE, StageData, publish, read_stage_metrics
+from shoprel.teacher.stage_io import (
+    METRICS_FILE,
+    SETTINGS_FILE,
+    StageData,
+    publish,
+    read_stage_metrics,
+)
 
 __all__ = ["TeacherTrainConfig", "train_teacher"]
 
@@ -182,13 +188,16 @@ def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[
 def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: bool = True) -> bool:
     """Whether ``resume`` may reuse or continue what ``stage_dir`` holds: it was started with
     ``settings``. Otherwise the stage starts afresh (its dir, or with ``whole`` False only its
-    checkpoints, removed) and is recorded as started with ``settings``."""
+    checkpoints and the marks of a finished judge, removed) and is recorded as started with
+    ``settings``."""
     record = stage_dir / SETTINGS_FILE
     same = resume and record.is_file() and json.loads(record.read_text()) == settings
     if not same:
         if resume and stage_dir.is_dir() and any(stage_dir.iterdir()):  # an empty dir held none
             logger.warning("%s was started with other settings or pairs: afresh", stage_dir)
         shutil.rmtree(stage_dir if whole else stage_dir / "checkpoints", ignore_errors=True)
+        for finished in (META_FILE, METRICS_FILE):  # so that a killed start is not taken as done
+            (stage_dir / finished).unlink(missing_ok=True)
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_json(settings, record)
     return same
