@@ -93,6 +93,12 @@ def test_signals_of_hand_built_pairs() -> None:
     }
 
 
+def test_a_brand_named_in_the_query_leaves_the_words_that_contain_it_whole() -> None:
+    range_ = {"title": "GE 30 in. Electric Range", "brand": "GE", "category": "Appliances > Ranges"}
+    signals = extract("ge electric range", range_, ["GE"], {"range"})
+    assert (signals.query_type, signals.type, signals.brand) == ("electric range", "match", "match")
+
+
 def test_the_three_formats_end_with_their_label() -> None:
     query, item, _ = CASES["brand conflict"]
     gen = generator()

@@ -70,9 +70,13 @@ def find_brand(text: str, brands: Iterable[str]) -> str:
     """The longest brand of ``brands`` that occurs in ``text`` as whole words ('' if none)."""
     lowered = text.lower()
     for brand in sorted({b.lower() for b in brands if b}, key=len, reverse=True):
-        if re.search(rf"(?<![a-z0-9]){re.escape(brand)}(?![a-z0-9])", lowered):
+        if _whole_words(brand).search(lowered):
             return brand
     return ""
+
+
+def _whole_words(phrase: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])")
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ def extract(
     described = f"{title} {attributes}"
     everything = f"{described} {category} {item.get('description') or ''} {item_brand}"
     query_brand = find_brand(query, [*brands, item_brand])
-    rest = query.lower().replace(query_brand, " ") if query_brand else query.lower()
+    rest = _whole_words(query_brand).sub(" ", query.lower()) if query_brand else query.lower()
     asked_sizes, rest = sizes(rest), SIZE.sub(" ", rest)
     asked_colours = {w for w in WORD.findall(rest) if w in COLOURS}
     query_words = [
