@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from shoprel.data.schema import SCALES
 from shoprel.teacher.cot import _direct_examples, sft_arguments, to_dataset, train_phases
@@ -157,3 +158,13 @@ def test_warmup_is_five_percent_of_the_steps_and_none_for_short_runs() -> None:
     assert warmup_steps(examples=4, batch_size=8, grad_accum=1, epochs=1) == 0
     assert warmup_steps(examples=300, batch_size=8, grad_accum=1, epochs=1) == 1  # 38 steps
     assert warmup_steps(examples=800, batch_size=8, grad_accum=1, epochs=2) == 10
+
+
+def test_warmup_counts_the_steps_max_steps_sets(tmp_path: Path) -> None:
+    from shoprel.teacher.judge_io import trainer_arguments
+
+    model, cfg = torch.nn.Linear(2, 2), TeacherTrainConfig()
+    stage = {"per_device_train_batch_size": 16, "max_steps": 100}
+    assert trainer_arguments(cfg, model, tmp_path, 100_000, stage)["warmup_steps"] == 5
+    del stage["max_steps"]  # 6,250 steps of one epoch
+    assert trainer_arguments(cfg, model, tmp_path, 100_000, stage)["warmup_steps"] == 312

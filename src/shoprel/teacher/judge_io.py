@@ -85,10 +85,13 @@ def save_merged(model: Any, tokenizer: Any, meta: TeacherMeta, out: Path) -> Non
     meta.save(out)
 
 
-def warmup_steps(examples: int, batch_size: int, grad_accum: int, epochs: float) -> int:
-    """5% of the optimizer steps, rounded down: a run of under 20 steps has no warmup (a
-    one-step run that started from a learning rate of 0 would not move at all)."""
-    steps = math.ceil(examples / (batch_size * grad_accum)) * epochs
+def warmup_steps(
+    examples: int, batch_size: int, grad_accum: int, epochs: float, max_steps: int = -1
+) -> int:
+    """5% of the optimizer steps (``max_steps`` where positive, as the trainer counts them),
+    rounded down: a run of under 20 steps has no warmup (a one-step run that started from a
+    learning rate of 0 would not move at all)."""
+    steps = max_steps if max_steps > 0 else math.ceil(examples / (batch_size * grad_accum)) * epochs
     return int(0.05 * steps)
 
 
@@ -126,6 +129,7 @@ def trainer_arguments(
             merged.get("per_device_train_batch_size", 8),
             merged.get("gradient_accumulation_steps", 1),
             merged.get("num_train_epochs", 1.0),
+            merged.get("max_steps", -1),
         )
     check_disk_space(model, out, merged)
     return merged
