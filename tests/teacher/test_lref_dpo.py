@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from shoprel.data.schema import SCALES
 from shoprel.teacher.config import DpoConfig
@@ -104,6 +106,25 @@ def test_guard_keeps_the_start_judge_when_dpo_hurts(after: dict, kept: bool, rea
 def test_guard_without_dev_pairs_keeps_the_tuned_judge() -> None:
     verdict = guard_verdict({}, {}, DpoConfig(enabled=True))
     assert not verdict["kept_start"] and "did not run" in verdict["reason"]
+
+
+class DropoutLM(torch.nn.Module):
+    """A language model whose logits go through dropout: random in train mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.dropout = torch.nn.Embedding(10, 10), torch.nn.Dropout(0.5)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(logits=self.dropout(self.embed(input_ids)))
+
+
+def test_answer_logps_read_without_dropout_and_keep_the_mode() -> None:
+    model = DropoutLM().train()
+    prompts, answers = [[1, 2, 3], [4, 5]], [[6], [7, 8]]
+    first = answer_logps(model, prompts, answers, pad_id=0)
+    assert np.array_equal(first, answer_logps(model, prompts, answers, pad_id=0))
+    assert model.training
 
 
 def test_sft_weight_adds_trl_sft_loss(tiny_base: Path, tmp_path: Path) -> None:

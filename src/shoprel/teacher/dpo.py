@@ -80,9 +80,12 @@ def balance_kinds(pairs: pd.DataFrame, seed: int) -> pd.DataFrame:
 def answer_logps(
     model: Any, prompts: list[list[int]], answers: list[list[int]], pad_id: int, batch_size: int = 4
 ) -> np.ndarray:
-    """Sum of the log-probabilities of each answer's tokens after its prompt."""
+    """Sum of the log-probabilities of each answer's tokens after its prompt, in eval mode (no
+    dropout: the margins before and after DPO compare); the model's mode is put back after."""
     out = np.zeros(len(prompts))
     device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
     with torch.inference_mode():
         for start in range(0, len(prompts), batch_size):
             rows = range(start, min(start + batch_size, len(prompts)))
@@ -95,6 +98,7 @@ def answer_logps(
             for j, i in enumerate(rows):
                 begin, end = len(prompts[i]) - 1, len(prompts[i]) + len(answers[i]) - 1
                 out[i] = float(token[j, begin:end].sum())
+    model.train(was_training)
     return out
 
 
