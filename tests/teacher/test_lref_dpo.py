@@ -190,3 +190,18 @@ def test_dpo_lowers_the_rejected_answer_against_the_chosen(
     # the tiny judge's grade logits span under one nat, so a fall of 0.2 is a large one
     assert after < before - least_fall, (before, after)
     assert any("lora" in name for name, _ in tuned.named_parameters())
+
+
+@pytest.mark.parametrize("queries", [1, 2, 5])
+def test_the_dpo_hold_out_leaves_sft_a_query(queries: int) -> None:
+    from shoprel.teacher.train import hold_out_queries
+
+    pairs = pd.DataFrame({"query_id": [f"q{i % queries}" for i in range(10)], "pair_id": range(10)})
+    rest, held = hold_out_queries(pairs, 0.99, seed=0)
+    assert rest["query_id"].nunique() == 1 and held["query_id"].nunique() == queries - 1
+    assert len(rest) + len(held) == 10
+
+
+def test_a_hold_out_of_every_query_is_refused() -> None:
+    with pytest.raises(ValueError, match="holdout_frac: expected < 1"):
+        DpoConfig(holdout_frac=1.0)

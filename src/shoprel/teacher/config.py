@@ -380,6 +380,8 @@ class DpoConfig:
                 f"dpo.top_k: expected >= 2 (the top grade and one more), got {self.top_k}"
             )
         _share("dpo.holdout_frac", self.holdout_frac)
+        if self.holdout_frac == 1:
+            raise ValueError("dpo.holdout_frac: expected < 1 (the rest of the pool trains SFT)")
         if self.max_pool_pairs < 0:
             raise ValueError(f"dpo.max_pool_pairs: expected >= 0, got {self.max_pool_pairs}")
         _check_guard("dpo", self)

@@ -66,10 +66,11 @@ def hold_out_queries(
     pairs: pd.DataFrame, frac: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``pairs`` split by query: the rest, and a seeded ``frac`` of the queries (at least one
-    where ``frac`` > 0 and there are two or more queries)."""
+    where ``frac`` > 0 and there are two or more queries; never every query, the rest trains)."""
     queries = np.sort(pairs["query_id"].unique())
     n = round(frac * len(queries))
     n = max(n, 1) if frac > 0 and len(queries) > 1 else n
+    n = min(n, max(len(queries) - 1, 0))
     held = set(np.random.default_rng(seed).choice(queries, size=n, replace=False))
     mask = pairs["query_id"].isin(held)
     return pairs[~mask].reset_index(drop=True), pairs[mask].reset_index(drop=True)
