@@ -137,6 +137,41 @@ def test_gate_refuses_a_bad_int8_model(
     np.testing.assert_allclose(int8, scale.low + scale.high - fp32, atol=1e-5)
 
 
+def test_an_export_that_fails_leaves_the_export_before_it_whole(
+    serve_cross_encoder: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "onnx"
+    export_onnx(serve_cross_encoder, out, ExportConfig())
+    pairs = pd.read_parquet(demo_data / "dev.parquet").head(20)
+    before = OnnxScorer.load(out).predict(pairs)["score"].to_numpy()
+    monkeypatch.setattr(export, "quantize", lambda fp32, out, setting: write_negated(fp32, out))
+    with pytest.raises(GateError):
+        export_onnx(
+            serve_cross_encoder, out, ExportConfig(int8=True, data=demo_data, gate_pairs=200)
+        )
+    assert (out / META_FILE).is_file() and not (out / INT8_FILE).exists()
+    np.testing.assert_array_equal(load_scorer(out).predict(pairs)["score"].to_numpy(), before)
+
+
+def test_forced_int8_never_keeps_a_setting_with_constant_scores(
+    serve_cross_encoder: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake_quantize(fp32: Path, out: Path, setting: QuantSetting) -> None:
+        write_negated(fp32, out)
+        if setting == QUANT_SETTINGS[0]:  # every score the same: Spearman is NaN
+            model = onnx.load(out)
+            for node in model.graph.node:
+                if node.op_type == "Neg":
+                    node.op_type, node.input[:] = "Sub", [node.input[0], node.input[0]]
+            onnx.save(model, out)
+
+    monkeypatch.setattr(export, "quantize", fake_quantize)
+    cfg = ExportConfig(int8=True, data=demo_data, gate_pairs=200, force=True)
+    quantization = export_onnx(serve_cross_encoder, tmp_path / "onnx", cfg)["quantization"]
+    assert np.isnan(quantization["gate"]["tried"][QUANT_SETTINGS[0].name]["spearman"])
+    assert quantization["setting"]["name"] == QUANT_SETTINGS[1].name
+
+
 def test_gate_keeps_the_first_setting_that_passes(
     serve_cross_encoder: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

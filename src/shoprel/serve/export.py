@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import shutil
 import tempfile
 import warnings
@@ -258,7 +259,7 @@ def choose_int8(stage: Path, cfg: ExportConfig) -> dict[str, Any]:
         if passed := passes(tried[setting.name], cfg):
             break
     # the setting that passed, else (with --force) the one closest to fp32
-    best = setting.name if passed else max(tried, key=lambda name: tried[name]["spearman"])
+    best = setting.name if passed else max(tried, key=lambda name: _closeness(tried[name]))
     if not passed and not cfg.force:
         raise GateError(
             f"int8 fails the accuracy gate (Spearman >= {cfg.min_spearman}, pairwise accuracy "
@@ -297,6 +298,11 @@ def calibrate(stage: Path, cfg: ExportConfig, onnx_file: str) -> dict[str, Any] 
     return calibration.to_dict()
 
 
+def _closeness(figures: dict[str, float]) -> float:
+    """Spearman with fp32, where NaN (constant scores) is the farthest."""
+    return -math.inf if math.isnan(figures["spearman"]) else figures["spearman"]
+
+
 def _describe(figures: dict[str, float]) -> str:
     return (
         f"Spearman {figures['spearman']:.4f}, pairwise accuracy "
@@ -310,7 +316,6 @@ def export_onnx(model_dir: str | Path, out: str | Path, cfg: ExportConfig) -> di
     model_dir, out = Path(model_dir), Path(out)
     meta = read_cross_encoder_meta(model_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / META_FILE).unlink(missing_ok=True)  # the dir is incomplete until the new meta lands
     stage = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
         export_fp32(model_dir, stage, meta["max_length"], cfg.opset)
@@ -320,6 +325,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, cfg: ExportConfig) -> di
         (stage / META_FILE).unlink()
         for candidate in stage.glob("int8-*.onnx"):
             candidate.unlink()
+        (out / META_FILE).unlink(missing_ok=True)  # incomplete until the new meta lands
         (out / INT8_FILE).unlink(missing_ok=True)
         for path in stage.iterdir():
             path.replace(out / path.name)
