@@ -142,6 +142,18 @@ def test_reload_beyond_loopback_needs_an_api_key(onnx_export: Path, reranker: Re
         assert client.post("/v1/admin/reload", json={}).status_code == 200
 
 
+def test_a_path_that_is_not_utf8_is_echoed_in_the_error_as_an_escape_not_a_500(
+    onnx_export: Path, reranker: Reranker
+) -> None:
+    body = b'{"model": "\\ud800/x"}'  # a lone surrogate: legal in JSON, not in UTF-8
+    with serving(onnx_export, reranker) as client:
+        missing = client.post(
+            "/v1/admin/reload", content=body, headers={"content-type": "application/json"}
+        )
+        assert "\\ud800/x" in error_of(missing, 422)
+        assert client.get("/readyz").json()["model"] == reranker.name
+
+
 def test_overload_is_429(
     onnx_export: Path, reranker: Reranker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,13 +25,18 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8, lone surrogates (legal in JSON) as backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_response(
     status: int,
     message: str,
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"status": status, "message": message}
+    body: dict[str, Any] = {"status": status, "message": printable(message)}
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
@@ -41,8 +46,8 @@ def validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
     """Where and what, without echoing the input back (it may be large)."""
     return [
         {
-            "loc": [str(part) for part in e.get("loc", ())],
-            "msg": str(e.get("msg")),
+            "loc": [printable(str(part)) for part in e.get("loc", ())],
+            "msg": printable(str(e.get("msg"))),
             "type": e.get("type"),
         }
         for e in error.errors()
@@ -62,7 +67,7 @@ def install_error_handlers(app: FastAPI, respond: Respond = json_error) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:
-        return respond(request, error.status, error.message, error.headers)
+        return respond(request, error.status, printable(error.message), error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -81,7 +86,7 @@ def install_error_handlers(app: FastAPI, respond: Respond = json_error) -> None:
             # recursion limit): malformed JSON, like the rest
             message = "invalid request: the body is not UTF-8 JSON, or is nested too deep to parse"
             return respond(request, 422, message, None)
-        return respond(request, error.status_code, str(error.detail), error.headers)
+        return respond(request, error.status_code, printable(str(error.detail)), error.headers)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, error: Exception) -> Response:
