@@ -73,6 +73,30 @@ def test_sigterm_lets_requests_in_flight_finish_refuses_new_ones_and_exits_0(
             process.kill()
 
 
+def test_sigterm_exits_within_the_drain_time_though_a_client_never_finishes_its_body(
+    onnx_export: Path,
+) -> None:
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("shoprel")), "serve", "--model", str(onnx_export),
+        "--port", str(port), "--threads", "1", "--drain-s", "1",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process)
+        with socket.create_connection(("127.0.0.1", port)) as trickle:
+            head = "POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            trickle.sendall(f'{head}Content-Length: 900000\r\n\r\n{{"query": '.encode())
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert process.wait(timeout=30) == 0, process.stdout.read().decode()
+            assert time.monotonic() - started < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def flipped_export(cross_encoder: Path, out: Path) -> Path:
     """The cross-encoder with its classifier negated (every ranking reversed), exported fp32."""
     from transformers import AutoModelForSequenceClassification

@@ -26,6 +26,7 @@ In production:
 
 import asyncio
 import logging
+import math
 import signal
 import time
 import uuid
@@ -376,7 +377,12 @@ def draining_server(app: FastAPI, settings: ServeSettings) -> Any:
             return await super().on_tick(counter)
 
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, access_log=False, log_level="info"
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=max(1, math.ceil(settings.drain_s)),  # a body never finished
     )
     return DrainingServer(config)
 
