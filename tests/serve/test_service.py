@@ -154,6 +154,22 @@ def test_a_path_that_is_not_utf8_is_echoed_in_the_error_as_an_escape_not_a_500(
         assert client.get("/readyz").json()["model"] == reranker.name
 
 
+def test_a_reload_starts_from_the_model_in_service(
+    onnx_export: Path, serve_cross_encoder: Path
+) -> None:
+    with serving(onnx_export, onnx_file=FP32_FILE) as client:
+        wait_ready(client)
+        swapped = client.post("/v1/admin/reload", json={"model": str(serve_cross_encoder)})
+        assert swapped.status_code == 200, swapped.text  # a torch dir: no --onnx-file carried
+        again = client.post("/v1/admin/reload", json={})
+        assert again.json()["model"] == serve_cross_encoder.name  # the one in service, reread
+        back = client.post("/v1/admin/reload", json={"model": str(onnx_export)})
+        assert back.json()["model"] == onnx_export.name
+        int8 = client.post("/v1/admin/reload", json={"onnx_file": None})
+        assert int8.status_code == 200, int8.text  # null clears a setting
+        assert client.get("/readyz").json()["model"] == onnx_export.name
+
+
 def test_overload_is_429(
     onnx_export: Path, reranker: Reranker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

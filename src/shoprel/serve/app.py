@@ -109,11 +109,12 @@ class _State:
     failure: str | None = None  # why the model did not load
     draining: bool = False  # SIGTERM came: new requests get 503
     in_flight: int = 0  # requests holding a model
+    serving: ServeSettings | None = None  # what the model in service was loaded with
 
 
 class ReloadRequest(BaseModel):
-    """``POST /v1/admin/reload``: the export to swap in (default: the one the service started
-    with, read again from disk)."""
+    """``POST /v1/admin/reload``: the export to swap in (default: the one in service, read again
+    from disk). A new ``model`` loads with its own default file unless ``onnx_file`` names one."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -132,7 +133,7 @@ def load_reranker(settings: ServeSettings) -> Reranker:
 
 def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> FastAPI:
     """The app; it loads ``settings.model`` in the background unless given a ``reranker``."""
-    state, telemetry = _State(), Telemetry()
+    state, telemetry = _State(serving=settings), Telemetry()
     limits = Limits(settings.max_items, settings.max_field_chars)
     rerank_request, score_request = request_models(limits)
     cohere_request = cohere_request_model(limits)
@@ -170,6 +171,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
             batcher = await start_batcher(loaded)
             old = state.batcher
             state.reranker, state.batcher, state.failure = loaded, batcher, None
+            state.serving = target
             logger.info("model %s swapped in", target.model)
             if old is not None:
                 await old.drain()
@@ -177,9 +179,10 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         return loaded
 
     def reload_on_hangup() -> None:
-        task = asyncio.create_task(swap(settings))
+        serving = state.serving or settings
+        task = asyncio.create_task(swap(serving))
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or logger.error(
-            "SIGHUP reload of %s failed: %s", settings.model, t.exception()
+            "SIGHUP reload of %s failed: %s", serving.model, t.exception()
         ))  # fmt: skip
 
     @asynccontextmanager
@@ -286,8 +289,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         """Swap in a new export without downtime (default: the service's own, read again)."""
         if settings.api_key is None and not is_loopback(settings.host):
             raise ApiError(403, "reload over the network needs an API key (--api-key)")
-        changes = request.model_dump(exclude_none=True) if request else {}
-        target = settings.model_copy(update=changes)
+        target = reload_target(state.serving or settings, request)
         try:
             loaded = await swap(target)
         except Exception as error:  # any export that does not load: the old one keeps serving
@@ -323,6 +325,16 @@ async def submit(
         return await batcher.submit(queries, items)
     except QueueFull as error:
         raise ApiError(429, f"overloaded: {error}", headers={"Retry-After": "1"}) from error
+
+
+def reload_target(serving: ServeSettings, request: ReloadRequest | None) -> ServeSettings:
+    """The settings a reload loads: those in service, with what the request sets laid over."""
+    changes = request.model_dump(exclude_unset=True) if request else {}
+    if changes.get("model") is None:
+        changes.pop("model", None)
+    else:  # another model: its own default file, unless the request names one
+        changes.setdefault("onnx_file", None)
+    return serving.model_copy(update=changes)
 
 
 def check_model(settings: ServeSettings) -> None:
