@@ -91,6 +91,29 @@ def test_a_stopped_student_resumes_to_the_model_of_an_unbroken_run(
         assert torch.allclose(ours[name], theirs[name], atol=1e-5), name
 
 
+def test_a_run_killed_in_its_last_dev_evaluation_evaluates_that_epoch_on_resume(
+    tiny_bert: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shoprel.student.callbacks import BestEpochCallback
+
+    cfg, out = student_config(tiny_bert), tmp_path / "stopped"
+    evaluate, calls = BestEpochCallback._dev_metrics, {"n": 0}
+
+    def killed_in_the_second(self: BestEpochCallback) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the end of the last epoch, its steps all done
+            raise Stop
+        return evaluate(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BestEpochCallback, "_dev_metrics", killed_in_the_second)
+        with pytest.raises(Stop):
+            train_cross_encoder(cfg, demo_data, out)
+    resumed = train_cross_encoder(cfg, demo_data, out, resume=True)
+    epochs = [json.loads(line) for line in (resumed / "dev_metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [1.0, 2.0]
+
+
 def test_resume_refuses_checkpoints_of_other_settings(
     tiny_bert: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

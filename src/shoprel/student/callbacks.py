@@ -40,6 +40,12 @@ class BestEpochCallback(TrainerCallback):
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         self._started, self._start_epoch = time.perf_counter(), state.epoch or 0.0
 
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        # an epoch's last step: its checkpoint waits for the epoch's dev record (on_epoch_end),
+        # or a run killed in that evaluation would resume past it and never record the epoch
+        if state.epoch and float(state.epoch).is_integer():
+            control.should_save = False
+
     def on_epoch_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         seconds = time.perf_counter() - self._started
         pairs = self.pairs_per_epoch * ((state.epoch or 0.0) - self._start_epoch)
