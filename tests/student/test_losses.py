@@ -99,6 +99,19 @@ def test_module_groups_by_id_column_else_by_query(
     assert one_group == pytest.approx(hand_margin_mse(logits.tolist(), teacher.tolist()))
 
 
+def test_bf16_logits_are_scored_against_fp32_targets(
+    model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loss = GroupMarginMSELoss(model, pointwise_weight=0.5)
+    logits = torch.tensor([1.0, 0.5, -0.25], dtype=torch.bfloat16)  # as under bf16 autocast
+    monkeypatch.setattr(loss, "logits_from_pairs", lambda pairs, **_: logits)
+    teacher = torch.tensor([0.9013, 0.1007, 0.3021])  # not representable in bf16
+    value = loss([["drill"] * 3, ["a", "b", "c"]], teacher)
+    expected = hand_margin_mse(logits.float().tolist(), teacher.tolist())
+    expected += 0.5 * (logits.float() - teacher).square().mean().item()
+    assert value.dtype == torch.float32 and value.item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_the_pointwise_term_pins_the_level_the_margins_leave_free(
     model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,7 +98,7 @@ class GroupMarginMSELoss(MarginMSELoss):
             )
         scores = self.logits_from_pairs(
             list(zip(queries, documents, strict=True)), prompt=prompt, task=task
-        )
+        ).float()  # under bf16 autocast too: targets and per-group sums keep fp32's precision
         teacher = labels.view(-1).to(scores)
         loss = group_margin_mse(scores, teacher, group_index(groups))
         if self.pointwise_weight:
