@@ -257,6 +257,9 @@ def test_the_pointwise_term_belongs_to_margin_mse_only() -> None:
         StudentTrainConfig(loss="mse", labels=["labels-dir"], pointwise_weight=0.5)
     cfg = StudentTrainConfig(labels=["labels-dir"], pointwise_weight=0.5)
     assert cfg.loss == "margin-mse" and cfg.pointwise_weight == 0.5
+    for weight in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="pointwise_weight: expected >= 0"):
+            StudentTrainConfig(labels=["labels-dir"], pointwise_weight=weight)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

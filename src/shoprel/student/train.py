@@ -146,7 +146,7 @@ class StudentTrainConfig:
             raise ValueError(
                 f"pointwise_weight: adds to the margin-mse loss, but loss is {self.loss!r}"
             )
-        if self.pointwise_weight < 0:
+        if not self.pointwise_weight >= 0:  # NaN too
             raise ValueError(f"pointwise_weight: expected >= 0, got {self.pointwise_weight}")
         if self.save_steps < 0:
             raise ValueError(f"save_steps: expected 0 (none) or >= 1, got {self.save_steps}")

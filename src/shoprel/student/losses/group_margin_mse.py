@@ -72,7 +72,7 @@ class GroupMarginMSELoss(MarginMSELoss):
 
     def __init__(self, model: Any, pointwise_weight: float = 0.0, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        if pointwise_weight < 0:
+        if not pointwise_weight >= 0:  # NaN too
             raise ValueError(f"pointwise_weight: expected >= 0, got {pointwise_weight}")
         self.pointwise_weight = pointwise_weight
 
