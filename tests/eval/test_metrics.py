@@ -237,6 +237,15 @@ def test_macro_f1_ignores_absent_grades() -> None:
         macro_f1([0, 3], [0, 1], n_grades=3)
 
 
+def test_grades_that_are_not_whole_numbers_are_refused_not_truncated() -> None:
+    assert accuracy([0.0, 1.0], [0, 1]) == 1.0  # whole numbers as floats are grades
+    for pred in ([0, np.nan], [0, 1.7]):
+        with pytest.raises(ValueError, match="grades must be whole numbers"):
+            accuracy([0, 1], pred)
+        with pytest.raises(ValueError, match="grades must be whole numbers"):
+            macro_f1([0, 1], pred, n_grades=3)
+
+
 @pytest.mark.parametrize("seed", SEEDS[:3])
 def test_per_grade_precision_recall_matches_sklearn(seed: int) -> None:
     rng = np.random.default_rng(seed)

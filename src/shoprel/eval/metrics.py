@@ -53,10 +53,15 @@ def _floats(*arrays: ArrayLike, finite: bool = True) -> list[np.ndarray]:
 
 
 def _ints(*arrays: ArrayLike, n_grades: int | None = None) -> list[np.ndarray]:
-    """1-d integer grade arrays of one common length, checked against ``[0, n_grades)``."""
+    """1-d integer grade arrays of one common length, checked against ``[0, n_grades)``; a grade
+    that is not a whole number (NaN, 1.7) is an error, not truncated."""
     out = [np.asarray(a).reshape(-1) for a in arrays]
     if len({len(a) for a in out}) > 1:
         raise ValueError(f"inputs differ in length: {[len(a) for a in out]}")
+    for a in out:
+        if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):  # False where NaN
+            bad = a[~(a == np.round(a))][:3]
+            raise ValueError(f"grades must be whole numbers, got {bad.tolist()}")
     out = [a.astype(np.int64) for a in out]
     if n_grades is not None and any(a.size and (a.min() < 0 or a.max() >= n_grades) for a in out):
         raise ValueError(f"grades must lie in [0, {n_grades})")
