@@ -64,7 +64,9 @@ from shoprel.serve.schemas import (
 from shoprel.serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
-ROUTES = frozenset({"/v1/rerank", "/v1/score", "/v2/rerank", "/healthz", "/readyz", "/metrics"})
+ROUTES = frozenset(
+    {"/v1/rerank", "/v1/score", "/v2/rerank", "/v1/admin/reload", "/healthz", "/readyz", "/metrics"}
+)
 UNCALIBRATED = (
     "uncalibrated: relevance_score is the model's raw score on its label scale, not a "
     "probability; export the model with --data to calibrate it"

@@ -18,8 +18,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PROTECTED_PREFIX = "/v1/"
 
 
+CLIENT_CLOSED = 499  # the client went away before an answer (nginx's code), not a fault here
+
+
 class Timing:
-    """Counts every HTTP response by route and status, with its latency (a crash counts as 500)."""
+    """Counts every HTTP response by route and status, with its latency (a crash counts as 500, a
+    client that left before the answer as 499)."""
 
     def __init__(self, app: ASGIApp, telemetry: Telemetry, routes: frozenset[str]) -> None:
         self.app, self.telemetry, self.routes = app, telemetry, routes
@@ -28,17 +32,19 @@ class Timing:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
+        started, status, answered = time.perf_counter(), 500, False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
             await send(message)
 
         route = scope["path"] if scope["path"] in self.routes else "other"
         try:
             await self.app(scope, receive, send_status)
+            if status == 500 and not answered:
+                status = CLIENT_CLOSED
         finally:
             self.telemetry.request(route, status, time.perf_counter() - started)
 
