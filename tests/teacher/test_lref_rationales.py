@@ -159,12 +159,16 @@ def test_an_edited_rules_file_changes_ra(tmp_path: Path) -> None:
         ("rules:\n  - {name: a, when: {type: match}, grade: exact}\n", "last rule must have no"),
         ("rules:\n  - {name: a, grade: exact, because: '{colour}'}\n", "unknown placeholder"),
         ("rulez: []\n", "expected the keys"),
+        ("levels: [a]\nrules:\n  - {name: a, grade: exact}\n", "levels: expected"),
+        ("levels: {esci: [a]}\nrules:\n  - {name: a, grade: exact}\n", "levels: expected"),
+        ("rules:\n  - {name: a, when: [type, match], grade: exact}\n", "when: expected"),
     ],
 )
 def test_bad_rules_files_are_refused(tmp_path: Path, body: str, message: str) -> None:
     (tmp_path / "rules.yaml").write_text(body)
-    with pytest.raises(RulesError, match=message):
+    with pytest.raises(RulesError, match=message) as refused:
         RelevanceRules.load(tmp_path / "rules.yaml")
+    assert str(tmp_path / "rules.yaml") in str(refused.value)
 
 
 def test_a_level_without_a_grade_is_named() -> None:

@@ -63,10 +63,7 @@ class RelevanceRules:
         rules = tuple(_rule(item, i, path) for i, item in enumerate(raw.get("rules") or []))
         if not rules or rules[-1].when:
             raise RulesError(f"{path}: the last rule must have no condition (`when: {{}}`)")
-        levels = {
-            str(k): {str(a): str(b) for a, b in v.items()} for k, v in raw.get("levels", {}).items()
-        }
-        return cls(rules=rules, levels=levels, source=str(path))
+        return cls(rules=rules, levels=_levels(raw.get("levels"), path), source=str(path))
 
     def grade_of(self, level: str, scale: GradeScale) -> str:
         """The grade of ``scale`` a rule level stands for."""
@@ -106,6 +103,16 @@ def _fill(signals: Signals) -> dict[str, str]:
     }
 
 
+def _levels(raw: Any, path: Path) -> dict[str, dict[str, str]]:
+    """``levels:``: per scale, a mapping from rule level to the scale's grade."""
+    shape = "`levels: {SCALE: {LEVEL: GRADE}}`"
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise RulesError(f"{path}: levels: expected {shape}")
+    return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in raw.items()}
+
+
 def _rule(item: Any, index: int, path: Path) -> Rule:
     where = f"{path}: rule {index + 1}"
     if not isinstance(item, dict) or not {"name", "grade"} <= set(item):
@@ -115,6 +122,8 @@ def _rule(item: Any, index: int, path: Path) -> Rule:
     if unknown:
         raise RulesError(f"{where}: unknown key(s) {sorted(unknown)}")
     when = {}
+    if not isinstance(item.get("when") or {}, dict):
+        raise RulesError(f"{where}: when: expected a mapping of signal to value(s)")
     for key, value in (item.get("when") or {}).items():
         allowed = SIGNAL_VALUES.get(key)
         if allowed is None:
