@@ -371,3 +371,15 @@ def test_a_run_the_disk_cannot_hold_fails_before_training(
     with pytest.raises(OSError, match=r"0\.0 GiB free, but the run's checkpoints"):
         train_teacher(tiny_config(tiny_base), demo_data, tmp_path / "teacher")
     assert not (tmp_path / "teacher" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("text", ["{", '{"base": "x"}', '{"base": "x", "colour": 1}'])
+def test_a_broken_meta_file_is_named(tmp_path: Path, text: str) -> None:
+    from shoprel.teacher.model import META_FILE, TeacherMeta
+
+    (tmp_path / META_FILE).write_text(text)
+    with pytest.raises(ValueError, match=f"{tmp_path / META_FILE}: not a judge's meta file"):
+        TeacherMeta.load(tmp_path)
+    (tmp_path / META_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="not a teacher saved by shoprel"):
+        TeacherMeta.load(tmp_path)

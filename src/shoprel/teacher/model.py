@@ -44,7 +44,10 @@ class TeacherMeta:
         path = Path(directory) / META_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{directory}: no {META_FILE}; not a teacher saved by shoprel")
-        return cls(**json.loads(path.read_text()))
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"{path}: not a judge's meta file of this shoprel: {error}") from error
 
 
 def run_decoder(
