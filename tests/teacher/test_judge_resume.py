@@ -105,3 +105,22 @@ def test_a_killed_start_with_other_settings_is_not_mistaken_for_a_finished_judge
     monkeypatch.setattr(teacher_train, "stage_module", recorder)
     train_teacher(TeacherTrainConfig(max_train_pairs=24), data, out, resume=True)
     assert stage_calls == [("sft", False), ("sft", True)]  # trained on, not the 32-pair judge
+
+
+def test_a_selection_is_made_again_when_the_sft_settings_its_judges_train_with_change(
+    stage_calls: Calls, data: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "judge"
+
+    def lref(select: str, lr: float) -> TeacherTrainConfig:
+        sft = {"args": {"learning_rate": lr}}
+        return TeacherTrainConfig(
+            base=str(tiny_base), max_train_pairs=32, select=SelectConfig(method=select), sft=sft
+        )
+
+    train_teacher(lref("lref", 1e-4), data, out)
+    train_teacher(lref("lref", 1e-3), data, out, resume=True)  # its auxiliary judges' too
+    assert stage_calls == [("select", False), ("sft", False)] * 2
+    train_teacher(lref("random", 1e-3), data, out, resume=True)
+    train_teacher(lref("random", 1e-4), data, out, resume=True)  # no auxiliary judges
+    assert stage_calls[4:] == [("select", False), ("sft", False), ("sft", False)]

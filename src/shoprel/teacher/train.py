@@ -178,12 +178,21 @@ def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[
     for stage in STAGES:
         values[stage].get("args", {}).pop("save_steps", None)
     later = STAGES[STAGES.index(name) + 1 :]
+    if name == "select" and _aux_judges_train_like_sft(cfg):
+        later = tuple(stage for stage in later if stage != "sft")
     rows = data.pairs[["pair_id", "label"]].astype(str).agg("\t".join, axis=1)
     ids = "\n".join(sorted(rows))
     return {k: v for k, v in values.items() if k not in later} | {
         "data": files_digest([Path(data.data_dir)]),
         "pairs": hashlib.sha1(ids.encode()).hexdigest(),
     }  # the judge a stage starts from follows from the earlier sections kept here
+
+
+def _aux_judges_train_like_sft(cfg: TeacherTrainConfig) -> bool:
+    """Whether LREF selection trains causal-LM auxiliary judges, with SFT's settings."""
+    from shoprel.teacher.select import is_causal_lm
+
+    return cfg.select.method == "lref" and is_causal_lm(cfg.select.aux_base or cfg.base)
 
 
 def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: bool = True) -> bool:
