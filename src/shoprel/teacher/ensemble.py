@@ -25,7 +25,7 @@ import pandas as pd
 from shoprel.data.schema import get_scale
 from shoprel.data.splits import read_split
 from shoprel.eval.evaluate import align_scores, evaluate_scores
-from shoprel.io import write_json, write_parquet
+from shoprel.io import atomic_path, write_json, write_parquet
 from shoprel.labeling.shards import digest_model
 from shoprel.scoring import ENSEMBLE_META as META_FILE
 from shoprel.scoring import Scorer, load_scorer
@@ -96,7 +96,8 @@ def member_dev_scores(name: str, path: str, dev: pd.DataFrame, out: Path) -> np.
     else:
         frame = load_scorer(path).predict(dev, progress=True)
         write_parquet(frame, cached)
-        stamp.write_text(source)
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(source)
     return align_scores(dev, frame, str(cached))["score"].to_numpy()
 
 

@@ -82,7 +82,6 @@ class LrefSplits(NamedTuple):
     pool: pd.DataFrame  # the judge's train pairs
     held_out: pd.DataFrame  # the queries held out of the pool for DPO
     dev: pd.DataFrame  # the dev sample (empty when ``max_dev_pairs`` is 0)
-    rest: pd.DataFrame  # the train pairs neither in the pool nor of the held-out queries
     data: StageData  # the pool as stage input (dev, scale and data dir with it)
 
 
@@ -96,8 +95,8 @@ def lref_splits(cfg: TeacherTrainConfig, data_dir: str | Path) -> LrefSplits:
     taken = train["pair_id"].isin(set(pool["pair_id"]))
     held = train["query_id"].isin(set(held_out["query_id"]))
     rest = train[~taken & ~held].reset_index(drop=True)
-    data = StageData(pool, dev, scale, Path(data_dir), spare=rest)
-    return LrefSplits(pool, held_out, dev, rest, data)
+    data = StageData(pool, dev, scale, Path(data_dir), spare=rest)  # spare: the pairs unused
+    return LrefSplits(pool, held_out, dev, data)
 
 
 def _done(stage_dir: Path, needs_model: bool = True) -> bool:
