@@ -117,6 +117,12 @@ def test_dev_on_one_side_of_the_cut_is_refused() -> None:
         fit_calibration(np.arange(4.0), np.full(4, 3.0), np.arange(4), HOME_DEPOT)
 
 
+def test_dev_of_one_query_is_refused_with_a_reason() -> None:
+    labels = np.array([1.0, 3.0, 1.0, 3.0])
+    with pytest.raises(ValueError, match="from one query"):
+        fit_calibration(np.arange(4.0), labels, np.zeros(4), HOME_DEPOT)
+
+
 def test_the_export_applies_its_calibration(calibrated_export: Path, demo_data: Path) -> None:
     pairs = pd.read_parquet(demo_data / "test.parquet").head(200)
     scores = OnnxScorer.load(calibrated_export, threads=1).predict(pairs)

@@ -85,6 +85,11 @@ def fit_calibration(
             f"calibration: the {len(labels)} dev pairs are all on one side of the scale's bad "
             f"cut ({scale.bad_threshold}); P(relevant) cannot be fitted"
         )
+    if len(np.unique(query_ids)) < 2:
+        raise ValueError(
+            "calibration: the dev pairs come from one query; choosing the method out of fold "
+            "needs two or more (give more calibration pairs)"
+        )
     ece = {m: _out_of_fold_ece(m, scores, relevant, np.asarray(query_ids)) for m in METHODS}
     method = min(METHODS, key=lambda m: (ece[m], m))
     params = _fit(method, scores, relevant.astype(float))
