@@ -124,3 +124,21 @@ def test_a_selection_is_made_again_when_the_sft_settings_its_judges_train_with_c
     train_teacher(lref("random", 1e-3), data, out, resume=True)
     train_teacher(lref("random", 1e-4), data, out, resume=True)  # no auxiliary judges
     assert stage_calls[4:] == [("select", False), ("sft", False), ("sft", False)]
+
+
+def test_publishing_a_judge_drops_the_model_files_of_the_judge_before_it(tmp_path: Path) -> None:
+    from shoprel.teacher.stage_io import publish
+
+    stage, out = tmp_path / "sft", tmp_path / "out"
+    stage.mkdir(), out.mkdir()
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "shoprel_teacher.json"):
+        (stage / name).write_text(name)
+    (stage / "metrics.json").write_text("{}")  # the stage's own, not the judge's
+    earlier = ("model-00001-of-00002.safetensors", "vocab.json", "merges.txt", "tokenizer.json")
+    for name in (*earlier, "lref.json"):
+        (out / name).write_text("earlier")
+    publish(stage, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "lref.json", "model.safetensors", "shoprel_teacher.json", "tokenizer.json"
+    ]  # fmt: skip
+    assert (out / "tokenizer.json").read_text() == "tokenizer.json"

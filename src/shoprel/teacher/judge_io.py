@@ -26,6 +26,7 @@ from shoprel.teacher.model import (
     attach_grade_head,
     fold_grade_head,
 )
+from shoprel.teacher.stage_io import drop_stale_model_files
 
 
 def load_tokenizer(path: str | Path) -> Any:
@@ -79,9 +80,11 @@ def save_merged(model: Any, tokenizer: Any, meta: TeacherMeta, out: Path) -> Non
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    for path in staging.iterdir():
-        os.replace(path, out / path.name)
+    saved = {path.name for path in staging.iterdir()}
+    for name in saved:
+        os.replace(staging / name, out / name)
     staging.rmdir()
+    drop_stale_model_files(out, saved)
     meta.save(out)
 
 

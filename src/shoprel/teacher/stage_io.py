@@ -79,16 +79,34 @@ def read_stage_metrics(out: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+MODEL_FILES = (  # what save_pretrained writes for a model and its tokenizer
+    "*.safetensors", "*.safetensors.index.json", "*.bin", "config.json", "generation_config.json",
+    "tokenizer*", "vocab*", "merges.txt", "special_tokens_map.json", "added_tokens.json",
+    "chat_template.jinja",
+)  # fmt: skip
+
+
+def drop_stale_model_files(out: Path, kept: set[str]) -> None:
+    """Remove the model and tokenizer files in ``out`` that are not in ``kept``: those of an
+    earlier judge saved there (another base's tokenizer files, shards of a larger model)."""
+    for pattern in MODEL_FILES:
+        for path in out.glob(pattern):
+            if path.is_file() and path.name not in kept:
+                path.unlink()
+
+
 def publish(stage_dir: Path, out: Path) -> None:
     """Make ``out`` a judge dir holding the files of ``stage_dir`` (hard links where possible)."""
     from shoprel.teacher.model import META_FILE
 
     (out / META_FILE).unlink(missing_ok=True)  # not a judge dir until the meta file is back
+    published = set()
     for path in sorted(stage_dir.iterdir()):
         stage_only = path.name in (METRICS_FILE, SETTINGS_FILE)
         stage_only = stage_only or path.suffix in (".jsonl", ".parquet")
         if not path.is_file() or stage_only or path.name == META_FILE:
             continue
+        published.add(path.name)
         target, tmp = out / path.name, out / f".{path.name}.tmp"
         tmp.unlink(missing_ok=True)
         try:
@@ -96,6 +114,7 @@ def publish(stage_dir: Path, out: Path) -> None:
         except OSError:
             shutil.copy2(path, tmp)
         os.replace(tmp, target)
+    drop_stale_model_files(out, published)
     shutil.copy2(stage_dir / META_FILE, out / f".{META_FILE}.tmp")
     os.replace(out / f".{META_FILE}.tmp", out / META_FILE)
 
