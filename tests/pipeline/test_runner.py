@@ -69,6 +69,15 @@ def test_from_redoes_a_stage_and_the_ones_after(tmp_path: Path) -> None:
         run_pipeline(cfg, tmp_path, toy_stages(calls), from_stage="nope")
 
 
+def test_a_from_run_cut_short_leaves_no_stage_after_it_up_to_date(tmp_path: Path) -> None:
+    cfg, calls = PipelineConfig(), []
+    run_pipeline(cfg, tmp_path, toy_stages(calls))
+    with pytest.raises(StageError):
+        run_pipeline(cfg, tmp_path, toy_stages(calls, fail="prepare"), from_stage="prepare")
+    run_pipeline(cfg, tmp_path, toy_stages(calls))
+    assert calls[3:] == ["prepare", "prepare", "augment", "label"]  # none kept from before
+
+
 def test_a_failing_stage_is_named_and_earlier_outputs_stay(tmp_path: Path) -> None:
     cfg, calls = PipelineConfig(), []
     with pytest.raises(StageError, match="stage 'augment' failed: RuntimeError: boom"):

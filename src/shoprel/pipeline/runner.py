@@ -74,6 +74,8 @@ def run_pipeline(
     if from_stage is not None and from_stage not in names:
         raise ValueError(f"--from: unknown stage {from_stage!r}; expected one of {names}")
     redo_from = names.index(from_stage) if from_stage else len(names)
+    for name in names[redo_from:]:  # so that a run cut short redoes them, not skips them
+        (out / "stages" / f"{name}.json").unlink(missing_ok=True)
     handler = _log_to(out / "log.txt")
     records: dict[str, Any] = {}
     upstream = ""
