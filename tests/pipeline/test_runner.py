@@ -259,3 +259,17 @@ def test_the_label_only_student_is_the_member_trained_with_its_settings(
     result = run_student(cfg, tmp_path)
     assert trained[1:] == ["student", "student-labels"]
     assert result[LABEL_ONLY] == str(tmp_path / "student-labels")
+
+
+def test_the_labels_follow_the_train_queries_the_students_take() -> None:
+    from shoprel.pipeline.runner import fingerprint
+    from shoprel.pipeline.stages import STAGES
+
+    label = next(stage for stage in STAGES if stage.name == "label")
+    cfg = PipelineConfig()
+    before = fingerprint(label, cfg, "")
+    cfg.student.model.max_train_pairs += 1000
+    assert fingerprint(label, cfg, "") != before
+    cfg = PipelineConfig()
+    cfg.student.model.epochs += 1  # what the students do with the labels: not the labels
+    assert fingerprint(label, cfg, "") == before

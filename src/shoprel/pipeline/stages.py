@@ -312,12 +312,17 @@ def run_report(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     return {"report": str(build_report(out, cfg.name))}
 
 
+def label_section(cfg: PipelineConfig) -> Any:
+    """What the labels depend on: the label settings, and the train queries the students take."""
+    return (cfg.label, cfg.student.model.max_train_pairs, cfg.student.model.seed)
+
+
 STAGES: list[Stage] = [
     Stage("prepare", run_prepare, lambda c: c.data),
     Stage("baselines", run_baselines, lambda c: c.baselines),
     Stage("teacher", run_teacher, lambda c: c.teacher, outputs=("teacher",)),
     Stage("augment", run_augment, lambda c: c.augment),
-    Stage("label", run_label, lambda c: c.label),
+    Stage("label", run_label, label_section, outputs=("labels-*",)),
     Stage("student", run_student, lambda c: c.student, outputs=("student", "student-*")),
     Stage("export", run_export, lambda c: (c.export, c.latency_items)),
     Stage("evaluate", run_evaluate, lambda c: (c.baselines, c.evaluate)),
