@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from shoprel.data.schema import SCALES
 from shoprel.eval import metrics
@@ -51,4 +52,22 @@ def test_the_same_model_twice_differs_by_nothing() -> None:
     scores = np.random.default_rng(3).normal(size=len(pairs))
     metric = ranking_metric_fns(HD)["auc"]
     result = paired_bootstrap(pairs, scores, scores, metric, n_resamples=50)
-    assert result == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_not_better": 1.0}
+    assert result == {"diff": 0.0, "low": 0.0, "high": 0.0, "p_not_better": 1.0, "resamples": 50}
+
+
+def test_resamples_where_the_metric_is_undefined_count_for_neither_side() -> None:
+    pairs = pd.DataFrame(  # one query of five holds the only bad pair: many draws have no AUC
+        {"query_id": np.repeat(["q0", "q1", "q2", "q3", "q4"], 2), "label": [1.0] + [3.0] * 9}
+    )
+    scores = np.arange(10.0)
+    result = paired_bootstrap(pairs, scores, scores, ranking_metric_fns(HD)["auc"], 300)
+    assert result["p_not_better"] == 1.0 and 100 < result["resamples"] < 300
+
+
+def test_scores_that_do_not_match_the_pairs_and_a_single_query_are_refused() -> None:
+    pairs, metric = toy_split(n_queries=3), ranking_metric_fns(HD)["auc"]
+    with pytest.raises(ValueError, match="18 pairs but 17 and 18 scores"):
+        paired_bootstrap(pairs, np.zeros(17), np.zeros(18), metric)
+    one = toy_split(n_queries=1)
+    with pytest.raises(ValueError, match="two or more queries"):
+        paired_bootstrap(one, np.zeros(6), np.zeros(6), metric)

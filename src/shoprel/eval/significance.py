@@ -38,8 +38,17 @@ def paired_bootstrap(
 ) -> dict[str, float]:
     """``metric(A) - metric(B)`` on ``pairs`` (columns ``query_id``, ``label``; scores aligned
     with its rows), its 95% interval over query resamples, and the share of resamples where A
-    is not ahead (a one-sided p-value)."""
+    is not ahead (a one-sided p-value), both over the resamples where the metric is defined
+    (``resamples``: how many; a draw without a bad pair has no AUC, for one)."""
+    if not len(scores_a) == len(scores_b) == len(pairs):
+        raise ValueError(
+            f"paired bootstrap: {len(pairs)} pairs but {len(scores_a)} and {len(scores_b)} scores"
+        )
     codes, uniques = pd.factorize(pairs["query_id"])
+    if len(uniques) < 2 or (codes < 0).any():
+        raise ValueError(
+            "paired bootstrap: needs two or more queries, and a query id on every pair"
+        )
     labels = pairs["label"].to_numpy(float)
     a, b = np.asarray(scores_a, float), np.asarray(scores_b, float)
     order = np.argsort(codes, kind="stable")
@@ -53,10 +62,12 @@ def paired_bootstrap(
         query = np.repeat(np.arange(len(drawn)), sizes[drawn])  # a query drawn twice counts twice
         diffs[r] = metric(query, labels[rows], a[rows]) - metric(query, labels[rows], b[rows])
     diff = metric(codes, labels, a) - metric(codes, labels, b)
-    low, high = np.nanpercentile(diffs, [2.5, 97.5])
+    defined = diffs[np.isfinite(diffs)]
+    low, high = np.percentile(defined, [2.5, 97.5]) if len(defined) else (np.nan, np.nan)
     return {
         "diff": round(float(diff), 6),
         "low": round(float(low), 6),
         "high": round(float(high), 6),
-        "p_not_better": round(float(np.mean(diffs <= 0)), 4),
+        "p_not_better": round(float(np.mean(defined <= 0)), 4) if len(defined) else float("nan"),
+        "resamples": len(defined),
     }
