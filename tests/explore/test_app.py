@@ -212,3 +212,24 @@ def test_the_overview_can_show_every_model(client: TestClient, explore_run: Path
     for model in models:
         assert f">{model} pairwise</a>" in every
     assert ">student (labels only) pairwise</a>" not in featured
+
+
+def test_live_search_scores_with_the_teacher_the_run_recorded_and_404s_without_one(
+    explore_run: Path, tiny_bi_encoder: Path, tmp_path: Path
+) -> None:
+    run = Path(shutil.copytree(explore_run, tmp_path / "run"))
+    (run / "teacher" / "ensemble").rename(run / "teacher" / "judge")  # a one-member teacher
+    (run / "stages").mkdir(exist_ok=True)
+    record = {"result": {"teacher": str(run / "teacher" / "judge")}}
+    (run / "stages" / "teacher.json").write_text(json.dumps(record))
+    settings = ExploreSettings(run=run, search=SearchConfig(encoder=str(tiny_bi_encoder)))
+    product = pd.read_parquet(run / "data" / "test.parquet")["product_id"].iloc[0]
+    body = {"query": "drill", "product_ids": [product]}
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/api/teacher-scores", json=body)
+        assert answer.status_code == 200 and answer.json()["teacher"] == "judge"
+        assert set(answer.json()["scores"]) == {product}
+    shutil.rmtree(run / "teacher" / "judge")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        missing = client.post("/api/teacher-scores", json=body)
+        assert missing.status_code == 404 and "no teacher to score with" in missing.text

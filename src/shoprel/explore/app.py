@@ -179,6 +179,8 @@ def create_app(settings: ExploreSettings) -> FastAPI:
         if other is None:
             raise ApiError(404, "this explorer was started without --compare OTHER_RUN")
         shared = [m for m in view.models if m in other.models]
+        if not shared:
+            raise ApiError(404, f"the runs {view.run.name} and {other.run.name} share no model")
         model = model or (view.student if view.student in shared else shared[0])
         if model not in shared or metric not in METRICS:
             raise ApiError(404, f"no model {model!r} with metric {metric!r} in both runs")
@@ -238,6 +240,8 @@ def create_app(settings: ExploreSettings) -> FastAPI:
     @app.post("/api/teacher-scores")
     async def teacher_scores(request: TeacherRequest) -> dict[str, Any]:
         """The teacher's score of each product for the query (computed now: seconds for an LLM)."""
+        if not search.teacher_dir.is_dir():
+            raise ApiError(404, f"no teacher to score with: {search.teacher_dir} is not a dir")
         scores = await asyncio.to_thread(
             search.teacher_scores, request.query.strip(), request.product_ids
         )

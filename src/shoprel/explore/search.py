@@ -7,6 +7,7 @@ indexes and models load on first use, once, under a lock, so the pages come up a
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -46,9 +47,7 @@ class LiveSearch:
     def __init__(self, run: Path, cfg: SearchConfig) -> None:
         self.run, self.cfg = run, cfg
         self.student_dir = cfg.student or _first_dir(run / "export", run / "student")
-        self.teacher_dir = cfg.teacher or _first_dir(
-            run / "teacher" / "ensemble", run / "teacher" / "labeler"
-        )
+        self.teacher_dir = cfg.teacher or recorded_teacher(run)
         self._lock = threading.RLock()  # a part may build on another (indexes on catalog)
         self._parts: dict[str, Any] = {}
 
@@ -127,6 +126,15 @@ class LiveSearch:
             if name not in self._parts:
                 self._parts[name] = build()
             return self._parts[name]
+
+
+def recorded_teacher(run: Path) -> Path:
+    """The teacher the run's teacher stage recorded (an ensemble, or its one member), else the
+    ensemble's usual dir."""
+    record = run / "stages" / "teacher.json"
+    if record.is_file():
+        return Path(json.loads(record.read_text())["result"]["teacher"])
+    return _first_dir(run / "teacher" / "ensemble", run / "teacher" / "labeler")
 
 
 def _first_dir(*candidates: Path) -> Path:
