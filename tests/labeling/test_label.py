@@ -97,6 +97,20 @@ def test_a_different_job_in_the_same_dir_is_refused(
         label_pairs(tiny_cross_encoder, pairs_file, tmp_path, LabelConfig(shard_size=100))
 
 
+def test_new_text_under_the_same_pair_ids_is_another_job(
+    tiny_cross_encoder: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    pairs, out = pd.read_parquet(pairs_file), tmp_path / "labels"
+    pairs.to_parquet(tmp_path / "pairs.parquet", index=False)
+    label_pairs(tiny_cross_encoder, tmp_path / "pairs.parquet", out, LabelConfig(shard_size=300))
+    pairs["title"] = "area rug " + pairs["title"]  # a new catalog, the same ids, the same file
+    pairs.to_parquet(tmp_path / "pairs.parquet", index=False)
+    with pytest.raises(DataError, match="another labeling job"):
+        label_pairs(
+            tiny_cross_encoder, tmp_path / "pairs.parquet", out, LabelConfig(shard_size=300)
+        )
+
+
 def test_repeated_pair_ids_are_refused(tiny_cross_encoder: Path, tmp_path: Path) -> None:
     pairs = pd.DataFrame(
         {"pair_id": ["a/1", "a/1"], "query_id": ["a", "a"], "query": ["q", "q"], "title": ["t"] * 2}

@@ -35,7 +35,11 @@ class Manifest:
 
 
 def digest_pairs(pairs: pd.DataFrame) -> str:
-    return hashlib.sha1("\n".join(pairs["pair_id"]).encode()).hexdigest()[:16]
+    """A digest of the pairs' ids and text: a catalog with new titles under the same ids is new
+    work, not shards to reuse."""
+    rows = pd.util.hash_pandas_object(pairs.astype(str), index=False).to_numpy()
+    header = "\t".join(map(str, pairs.columns)).encode()
+    return hashlib.sha1(header + rows.tobytes()).hexdigest()[:16]
 
 
 def digest_model(directory: str | Path) -> str:
