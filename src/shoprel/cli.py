@@ -628,7 +628,7 @@ def main() -> None:
     except (StageError, EndpointError) as error:
         err_console.print(f"[bold red]error:[/] {error}")
         sys.exit(3)
-    except (DataError, ValueError, ImportError, FileNotFoundError) as error:
+    except (DataError, ValueError, ImportError, OSError) as error:  # OSError: an unwritable --out
         err_console.print(f"[bold red]error:[/] {error}")
         sys.exit(2)
 

@@ -399,7 +399,7 @@ ALIASES: dict[str, ModelAlias] = {
 def fetch_model(alias: str, *, force: bool = False) -> Path:
     """Local model dir for a shipped-model alias, converting/extracting it once."""
     if alias not in ALIASES:
-        raise KeyError(f"unknown model alias {alias!r}; known: {', '.join(ALIASES)}")
+        raise ValueError(f"unknown model alias {alias!r}; known: {', '.join(ALIASES)}")
     spec = ALIASES[alias]
     if not spec.cached:
         _require(spec)

@@ -283,3 +283,31 @@ def test_outputs_are_replaced_whole(tmp_path: Path) -> None:
     assert not list((tmp_path / "out").glob(".*.tmp"))
     card = json.loads((tmp_path / "out" / "card.json").read_text())
     assert card["pairs"] == sum(s["pairs"] for s in card["splits"].values())
+
+
+def test_a_byte_order_mark_is_dropped_and_bad_encodings_are_named(tmp_path: Path) -> None:
+    from shoprel.data.readers import read_records
+
+    csv_file, jsonl_file = tmp_path / "pairs.csv", tmp_path / "pairs.jsonl"
+    csv_file.write_bytes(b'\xef\xbb\xbf"query","title"\ndrill,cordless drill\n')
+    assert list(read_records(csv_file).columns[:2]) == ["query", "title"]
+    jsonl_file.write_bytes(b'\xef\xbb\xbf{"query": "drill", "title": "cordless drill"}\n')
+    first = read_records(jsonl_file).iloc[0]
+    assert (first["query"], first["_malformed"]) == ("drill", None)
+    with pytest.raises(DataError, match=r"pairs\.csv: unknown encoding 'utf8x'"):
+        read_records(csv_file, encoding="utf8x")
+    jsonl_file.write_bytes(b'{"query": "drill"}\n{"query": "\xff"}\n')
+    with pytest.raises(DataError, match=r"pairs\.jsonl:2: cannot decode as utf-8-sig"):
+        read_records(jsonl_file)
+
+
+def test_cli_names_an_unknown_model_alias_without_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    shoprel = str(Path(sys.executable).with_name("shoprel"))
+    done = subprocess.run(
+        [shoprel, "models", "fetch", "no-such-model"], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "unknown model alias 'no-such-model'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
@@ -28,13 +29,18 @@ def read_records(
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise DataError(f"{path}: unknown encoding {encoding!r}") from None
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         frame = pd.read_parquet(path).astype(object)
         frame = frame.where(frame.notna(), None)
         frame[LINE] = range(1, len(frame) + 1)
     elif suffix in (".jsonl", ".ndjson"):
-        frame = _read_jsonl(path, encoding or "utf-8")
+        frame = _read_jsonl(path, encoding or "utf-8-sig")  # -sig: a byte-order mark is dropped
     else:
         frame = _read_delimited(path, encoding, sep or ("\t" if suffix == ".tsv" else None))
     frame[FILE] = str(path)
@@ -74,8 +80,13 @@ def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
     """One row per non-blank line; a line that is not a JSON object is kept as an empty row with
     ``_malformed`` saying why (``data prepare`` rejects it with its line, as a ragged CSV row)."""
     rows = []
-    with path.open(encoding=encoding) as handle:
-        for number, text in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as error:
+                where = f"{path}:{number}"
+                raise DataError(f"{where}: cannot decode as {encoding} ({error.reason})") from None
             if text.strip():
                 rows.append(_json_row(text) | {LINE: number})
     frame = pd.DataFrame(rows)
@@ -96,7 +107,7 @@ def _json_row(text: str) -> dict:
 
 def _read_delimited(path: Path, encoding: str | None, sep: str | None) -> pd.DataFrame:
     try:
-        return _read_csv(path, encoding or "utf-8", sep)
+        return _read_csv(path, encoding or "utf-8-sig", sep)
     except UnicodeDecodeError:
         if encoding is not None:
             raise DataError(f"{path}: cannot decode as {encoding}") from None
