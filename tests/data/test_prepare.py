@@ -170,6 +170,21 @@ def test_test_only_writes_one_split(tmp_path: Path) -> None:
     card = run(tmp_path, "homedepot", [path], test_only=True)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.parquet")) == ["test.parquet"]
     assert card["splits"]["test"]["pairs"] == 5
+    run(tmp_path, "homedepot", [path])  # all three splits, then test only again into the same dir
+    run(tmp_path, "homedepot", [path], test_only=True)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.parquet")) == ["test.parquet"]
+
+
+def test_input_with_no_pairs_is_refused(tmp_path: Path) -> None:
+    header = write(tmp_path / "header.csv", HOMEDEPOT_TRAIN.splitlines()[0] + "\n")
+    with pytest.raises(DataError, match=r"header\.csv: no pairs to prepare: the input has no rows"):
+        run(tmp_path, "homedepot", [header])
+    bad = write(tmp_path / "bad.csv", HOMEDEPOT_TRAIN.splitlines()[0] + '\n2,1,"t","q",9\n')
+    with pytest.raises(
+        DataError, match=r"no pairs to prepare: all 1 rejected, e\.g\. .*bad\.csv:2"
+    ):
+        run(tmp_path, "homedepot", [bad])
+    assert not (tmp_path / "out" / "card.json").exists()
 
 
 def test_esci_parquet_examples_and_products(tmp_path: Path) -> None:

@@ -74,15 +74,21 @@ def prepare(cfg: PrepareConfig, out: str | Path) -> dict[str, Any]:
     out = Path(out)
     loaded = load(cfg.source, cfg.inputs, cfg.loader)
     pairs, rejects = validate(loaded.records, loaded.scale)
+    shown = "; ".join(f"{r['file']}:{r['line']} {r['reason']}" for r in rejects[:5])
     if cfg.strict and rejects:
-        shown = "; ".join(f"{r['file']}:{r['line']} {r['reason']}" for r in rejects[:5])
         raise DataError(f"--strict: {len(rejects)} row(s) rejected, e.g. {shown}")
+    if pairs.empty:
+        read = ", ".join(str(path) for path in cfg.inputs) or cfg.source
+        why = f"all {len(rejects)} rejected, e.g. {shown}" if rejects else "the input has no rows"
+        raise DataError(f"{read}: no pairs to prepare: {why}")
     pairs["target"] = [loaded.scale.soft_target(x, cfg.label_smoothing) for x in pairs["label"]]
     pairs["source"] = "human"
     pairs = pairs[PAIR_COLUMNS]
     splits = {"test": pairs} if cfg.test_only else split_by_query(pairs, cfg.seed, cfg.fractions)
     for name, frame in splits.items():
         write_parquet(frame.reset_index(drop=True), out / f"{name}.parquet")
+    for stale in {"train", "dev", "test"} - set(splits):  # of an earlier prepare into ``out``
+        (out / f"{stale}.parquet").unlink(missing_ok=True)
     write_jsonl(rejects, out / "rejects.jsonl")
     card = data_card(cfg, loaded, pairs, splits, rejects)
     write_json(card, out / "card.json")
