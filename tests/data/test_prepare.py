@@ -225,6 +225,17 @@ def test_esci_parquet_examples_and_products(tmp_path: Path) -> None:
     assert pairs.loc["B1", "attributes"] == "color: black; 6 ft"
 
 
+def test_esci_rows_cut_short_are_rejected_with_their_line_not_filtered(tmp_path: Path) -> None:
+    header = "example_id,query,query_id,product_id,product_locale,esci_label,small_version"
+    product = "product_id,product_locale,product_title\nB1,us,USB cable\nB2,us,HDMI cable\n"
+    write(tmp_path / "products.csv", product)
+    examples = f"{header}\n1,usb cable,1,B1,us,E,1\n2,usb cable,1,B2\n3,hdmi, cable,1,B2,us,E,1\n"
+    write(tmp_path / "examples.csv", examples)
+    card = run(tmp_path, "esci", [tmp_path])
+    assert card["rows_filtered"] == {"locale": 0, "version": 0}
+    assert sorted(r["line"] for r in rejects(tmp_path)) == [3, 4] and card["rows_rejected"] == 2
+
+
 def test_esci_merged_sample_file() -> None:
     path = Path(__file__).parents[2] / "../shared/data/esci_sample200_underspec/esci.csv"
     if not path.is_file():

@@ -198,14 +198,20 @@ def _esci_filter(
     examples: pd.DataFrame, path: str, options: LoaderOptions
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     filtered: dict[str, int] = {}
+    # a malformed row's fields are not to be trusted: it goes on to be rejected, not filtered
+    malformed = (
+        examples[MALFORMED].notna()
+        if MALFORMED in examples.columns
+        else pd.Series(False, index=examples.index)
+    )
     if options.locale and "product_locale" in examples.columns:
-        keep = examples["product_locale"] == options.locale
+        keep = (examples["product_locale"] == options.locale) | malformed
         filtered["locale"] = int((~keep).sum())
-        examples = examples[keep]
+        examples, malformed = examples[keep], malformed[keep]
     if options.version != "all":
         column = f"{options.version}_version"
         require_columns(examples, path, [column])
-        keep = examples[column].astype(str).isin(["1", "1.0", "True"])
+        keep = examples[column].astype(str).isin(["1", "1.0", "True"]) | malformed
         filtered["version"] = int((~keep).sum())
         examples = examples[keep]
     return examples, filtered
