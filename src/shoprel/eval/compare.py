@@ -1,7 +1,9 @@
 """Several models scored and evaluated on one split, each model scoring each pair once.
 
-Scores are cached by model (resolved dir or alias) and split under a cache dir; an ensemble is
-combined from its members' cached scores instead of scoring its members again.
+Scores are cached under a cache dir by model (resolved dir or alias, and the names, sizes and
+times of its files: a model trained again is scored again) and by the pairs scored; an ensemble is
+combined from its members' cached scores instead of scoring its members again. A run cut short
+keeps what it scored.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
 from shoprel.teacher.ensemble import combine, member_ref
 
 
-def cache_path(model: str | Path, cache: Path) -> Path:
+def cache_path(model: str | Path, pairs: pd.DataFrame, cache: Path) -> Path:
     ref = member_ref(str(model))
-    return cache / f"{hashlib.sha1(ref.encode()).hexdigest()[:12]}.parquet"
+    directory = Path(ref)
+    files = sorted(p for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
+    stamp = [ref, *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)]
+    key = json.dumps(stamp) + "\n".join(pairs["pair_id"].astype(str))
+    return cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
 
 
 def model_scores(
@@ -32,7 +38,7 @@ def model_scores(
 ) -> tuple[pd.DataFrame, float | None]:
     """Scores of one model on ``pairs`` (cached) and its scoring pairs/s (None when cached)."""
     ref = member_ref(str(model))
-    cached = cache_path(model, cache)
+    cached = cache_path(model, pairs, cache)
     if cached.is_file():
         return pd.read_parquet(cached), None
     if (Path(ref) / ENSEMBLE_META).is_file():
@@ -45,8 +51,9 @@ def model_scores(
         frame = pd.DataFrame({"pair_id": pairs["pair_id"].to_numpy(), "score": score})
         write_parquet(frame, cached)
         return frame, None
-    started = time.perf_counter()
-    frame = load_scorer(ref).predict(pairs, progress=True)
+    scorer = load_scorer(ref)
+    started = time.perf_counter()  # scoring alone, not loading
+    frame = scorer.predict(pairs, progress=True)
     speed = len(pairs) / (time.perf_counter() - started)
     write_parquet(frame, cached)
     return frame, speed

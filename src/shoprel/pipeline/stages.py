@@ -275,7 +275,6 @@ def run_evaluate(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     from shoprel.eval.compare import compare_models
     from shoprel.eval.evaluate import evaluate
 
-    shutil.rmtree(out / "eval" / "cache", ignore_errors=True)
     pairs, scale = read_split(out / "data", "test")
     results, files = {}, {}
     for name in cfg.baselines:
