@@ -79,11 +79,11 @@ def content_digest(path: Path) -> str:
 
 
 def files_digest(roots: list[Path]) -> str:
-    """A digest of the files under ``roots``: names relative to each root, sizes and contents (so
-    the same files elsewhere give the same digest)."""
+    """A digest of the files under ``roots`` (a root that is a file: that file): names relative
+    to each root, sizes and contents (so the same files elsewhere give the same digest)."""
     stamps = [
         [root.name, str(f.relative_to(root)), f.stat().st_size, content_digest(f)]
         for root in roots
-        for f in sorted(p for p in root.rglob("*") if p.is_file())
+        for f in ([root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()))
     ]
     return hashlib.sha1(json.dumps(stamps).encode()).hexdigest()

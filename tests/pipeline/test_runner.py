@@ -176,6 +176,9 @@ def test_a_rerun_stage_reuses_models_finished_with_the_same_settings(
     (tmp_path / "labels-augment" / "labels.parquet").write_bytes(b"other labels")
     run_student(cfg, tmp_path)  # the distilled students learn these labels: trained again
     assert trained[7:] == ["student", "student-augment-0.5"] and not any(resumed.values())
+    (tmp_path / "labels-augment" / "label_report.json").write_text('{"seconds": 2}')
+    run_student(cfg, tmp_path)  # the same labels scored again, at another speed: reused
+    assert len(trained) == 9
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.parquet").write_bytes(b"another split")
     run_student(cfg, tmp_path)  # every model learns the split

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from shoprel.io import files_digest, trained_with, write_json, write_parquet
+from shoprel.labeling.shards import LABELS
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
 
@@ -87,7 +88,8 @@ def _cross_encoder(ce_cfg: Any, out: Path, model_dir: Path) -> str:
     the same data and labels, or continue its checkpoints."""
     from shoprel.student.train import train_or_reuse
 
-    keep_if_same_inputs(model_dir, [out / "data", *map(Path, ce_cfg.labels)])
+    labels = [Path(directory) / LABELS for directory in ce_cfg.labels]  # not their run report
+    keep_if_same_inputs(model_dir, [out / "data", *labels])
     return str(train_or_reuse(ce_cfg, out / "data", model_dir))
 
 
