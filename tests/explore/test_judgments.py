@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from shoprel.data.loaders import LoaderOptions
 from shoprel.data.prepare import PrepareConfig, prepare
@@ -62,6 +63,22 @@ def test_a_torn_last_line_is_cut_before_the_next_append(tmp_path: Path) -> None:
     assert [row["judgment_id"] for row in log.read()] == [first, second]
     assert not JudgmentLog(path).append(judgment(first))  # a retry of a written one
     assert len(path.read_text().splitlines()) == 2
+
+
+def test_a_line_edited_by_hand_into_something_else_is_skipped_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "judgments.jsonl"
+    first = str(uuid.uuid4())
+    assert JudgmentLog(path).append(judgment(first))
+    with open(path, "ab") as handle:
+        handle.write(b'{"note": "checked by hand"}\nnot json\n')
+    log = JudgmentLog(path)
+    second = str(uuid.uuid4())
+    assert log.append(judgment(second))
+    assert [row["judgment_id"] for row in log.read()] == [first, second]
+    assert log.counts()["judgments"] == 2
+    assert "skipping a line that is not a judgment" in caplog.text
 
 
 def test_prepare_reads_the_judgments_back_as_labeled_data(tmp_path: Path) -> None:

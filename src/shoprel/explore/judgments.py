@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections import Counter
@@ -24,7 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+logger = logging.getLogger(__name__)
 FILE = "judgments.jsonl"
+REQUIRED = frozenset({"judgment_id", "query", "product_id", "label", "rater"})
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,8 @@ class JudgmentLog:
         whole = data.rfind(b"\n") + 1
         if whole < len(data):
             handle.truncate(self._read_up_to + whole)
-        for raw in data[:whole].splitlines():
-            if raw.strip():
-                self._seen.add(json.loads(raw)["judgment_id"])
+        for row in self._rows(data[:whole]):
+            self._seen.add(row["judgment_id"])
         self._read_up_to += whole
         handle.seek(0, os.SEEK_END)
 
@@ -91,8 +93,23 @@ class JudgmentLog:
         if not self.path.is_file():
             return []
         data = self.path.read_bytes()
-        lines = data[: data.rfind(b"\n") + 1].splitlines()
-        return [json.loads(raw) for raw in lines if raw.strip()]
+        return self._rows(data[: data.rfind(b"\n") + 1])
+
+    def _rows(self, data: bytes) -> list[dict[str, Any]]:
+        """The judgments of whole lines; a line edited into something else is skipped, named."""
+        rows = []
+        for raw in data.splitlines():
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except ValueError:
+                row = None
+            if isinstance(row, dict) and row.keys() >= REQUIRED:
+                rows.append(row)
+            else:
+                logger.warning("%s: skipping a line that is not a judgment: %.80r", self.path, raw)
+        return rows
 
     def counts(self) -> dict[str, Any]:
         """Judgments, distinct judged pairs, and judgments per grade and per rater."""
