@@ -304,6 +304,16 @@ def test_table_with_column_mapping(tmp_path: Path) -> None:
         )
 
 
+def test_a_mapped_column_may_take_the_name_of_a_file_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "query,title,name,label\ndrill,old title,Cordless drill,1\n")
+    columns = {"title": "name"}  # the file's own "title" column is not the title
+    run(tmp_path, "table", [path], loader=LoaderOptions(columns=columns, scale="binary"))
+    assert read_out(tmp_path)["title"].tolist() == ["Cordless drill"]
+    with pytest.raises(DataError, match=r"column\(s\) \['name'\] mapped to more than one"):
+        both = LoaderOptions(columns={"title": "name", "brand": "name"}, scale="binary")
+        run(tmp_path, "table", [path], loader=both)
+
+
 def test_outputs_are_replaced_whole(tmp_path: Path) -> None:
     run(tmp_path, "demo", [])
     assert not list((tmp_path / "out").glob(".*.tmp"))

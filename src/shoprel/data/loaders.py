@@ -281,10 +281,15 @@ def load_table(inputs: list[Path], options: LoaderOptions) -> Loaded:
         raise DataError(
             f"table: unknown canonical column(s) {sorted(unknown)} in the column mapping"
         )
+    shared = sorted({src for src in mapping.values() if list(mapping.values()).count(src) > 1})
+    if shared:
+        raise DataError(f"table: column(s) {shared} mapped to more than one canonical column")
     frames = []
     for path in _expand(inputs):
         frame = read_records(path, encoding=options.encoding)
         require_columns(frame, path, list(mapping.values()))
+        # a file column named as a canonical one it is not mapped to would stand beside it
+        frame = frame.drop(columns=[c for c in mapping if c in frame and mapping[c] != c])
         frame = frame.rename(columns={src: dst for dst, src in mapping.items()})
         frames.append(frame.rename(columns={"label": "label_raw"}))
     if not frames:
