@@ -51,6 +51,21 @@ def test_missing_and_unknown_pair_ids_are_errors(demo_data: Path, tmp_path: Path
         evaluate(demo_data, "test", extra)
 
 
+def test_an_empty_split_is_named(demo_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = Path(shutil.copytree(demo_data, tmp_path / "data"))
+    test = pd.read_parquet(data / "test.parquet")
+    path = write_scores(tmp_path / "s.parquet", test["pair_id"], test["label"].to_numpy())
+    dev = pd.read_parquet(data / "dev.parquet")
+    dev.iloc[:0].to_parquet(data / "dev.parquet", index=False)
+    with pytest.raises(DataError, match="the dev split is empty"):
+        evaluate(data, "test", path, dev_scores_path=path)
+    test.iloc[:0].to_parquet(data / "test.parquet", index=False)
+    with pytest.raises(DataError, match="the test split has no pairs to evaluate"):
+        evaluate(data, "test", path)
+
+
 def test_a_bad_score_row_is_named_by_file_and_line(demo_data: Path, tmp_path: Path) -> None:
     test = pd.read_parquet(demo_data / "test.parquet")
     rows = [f"{pid},{i / 10}" for i, pid in enumerate(test["pair_id"])]

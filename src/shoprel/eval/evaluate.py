@@ -73,6 +73,8 @@ def grade_probabilities(scores: pd.DataFrame, scale: GradeScale) -> np.ndarray |
 
 def fit_linear_map(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Least-squares slope and intercept from scores to labels (slope 0 if scores are constant)."""
+    if len(scores) == 0:
+        return 0.0, float("nan")
     if np.ptp(scores) == 0:
         return 0.0, float(np.mean(labels))
     slope, intercept = np.polyfit(scores, labels, deg=1)
@@ -158,10 +160,14 @@ def evaluate(
     out: str | Path | None = None,
 ) -> dict[str, Any]:
     pairs, scale = read_split(data_dir, split)
+    if pairs.empty:
+        raise DataError(f"{data_dir}: the {split} split has no pairs to evaluate")
     scores = align_scores(pairs, read_scores(scores_path), str(scores_path))
     dev = None
     if dev_scores_path is not None:
         dev_pairs, _ = read_split(data_dir, "dev")
+        if dev_pairs.empty:
+            raise DataError(f"{data_dir}: the dev split is empty; evaluate without dev scores")
         dev = (
             dev_pairs,
             align_scores(dev_pairs, read_scores(dev_scores_path), str(dev_scores_path)),
