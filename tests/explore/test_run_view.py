@@ -43,7 +43,10 @@ def test_overview_sorts_and_filters(view: RunView) -> None:
     word = rows[0].query.split()[0]
     filtered = view.overview(text=word.upper())
     assert filtered and all(word.lower() in r.query.lower() for r in filtered)
-    assert len(view.overview("no such|column")) == len(rows)  # unknown key: split order
+    in_split_order = [r.query_id for r in view.overview("no such|column")]  # unknown key
+    assert in_split_order == view.pairs["query_id"].astype(str).drop_duplicates().tolist()
+    items = {r.query_id: r.items for r in rows}
+    assert view.overview_row(in_split_order[0]).items == items[in_split_order[0]]
 
 
 def test_the_query_ranked_backwards_leads_both_lists(view: RunView, backwards: str) -> None:

@@ -72,8 +72,9 @@ class RunView:
         """One row per query: its text, item count, and NDCG@10 and pairwise accuracy per model."""
         ids, labels = self.pairs["query_id"].astype(str), self.pairs[LABEL].to_numpy(float)
         first = self.pairs.drop_duplicates("query_id").set_index("query_id")
-        table = pd.DataFrame({"query": first["query"], "items": ids.value_counts()})
-        table.index = table.index.astype(str)
+        first.index = first.index.astype(str)
+        table = pd.DataFrame({"query": first["query"]}, index=first.index)  # the split's order
+        table["items"] = ids.value_counts().reindex(table.index)
         positions = ids.reset_index(drop=True).groupby(ids.to_numpy()).indices
         rows = [positions[q] for q in table.index]
         for model in self.models:
@@ -85,9 +86,6 @@ class RunView:
                 for r in rows
             ]
         return table
-
-    def query_ids(self) -> list[str]:
-        return list(self.per_query.index)
 
     def overview(
         self, sort: str | None = None, descending: bool = False, text: str = ""
