@@ -38,3 +38,15 @@ def test_trained_with_needs_the_meta_file_and_the_same_settings(tmp_path: Path) 
                tmp_path / "meta.json")  # fmt: skip
     assert trained_with(tmp_path, "meta.json", settings)  # a tuple saved as a list still matches
     assert not trained_with(tmp_path, "meta.json", settings | {"lr": 1e-4})
+
+
+def test_the_new_bytes_reach_the_disk_before_they_replace_the_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    sync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or sync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or replace(a, b))
+    write_json({"a": 1}, tmp_path / "out.json")
+    assert events == ["fsync", "replace"]
+    assert (tmp_path / "out.json").read_text().strip().startswith("{")
