@@ -52,7 +52,7 @@ def test_unknown_name_passes_through_as_hub_id(cache: Path) -> None:
 
 
 def test_fetch_unknown_alias_raises() -> None:
-    with pytest.raises(KeyError, match="known: smollm2-135m-instruct"):
+    with pytest.raises(ValueError, match="known: smollm2-135m-instruct"):
         models.fetch_model("no-such-alias")
 
 
