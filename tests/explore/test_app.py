@@ -220,7 +220,7 @@ def test_live_search_scores_with_the_teacher_the_run_recorded_and_404s_without_o
     run = Path(shutil.copytree(explore_run, tmp_path / "run"))
     (run / "teacher" / "ensemble").rename(run / "teacher" / "judge")  # a one-member teacher
     (run / "stages").mkdir(exist_ok=True)
-    record = {"result": {"teacher": str(run / "teacher" / "judge")}}
+    record = {"result": {"teacher": "runs/elsewhere/teacher/judge"}}  # relative to another cwd
     (run / "stages" / "teacher.json").write_text(json.dumps(record))
     settings = ExploreSettings(run=run, search=SearchConfig(encoder=str(tiny_bi_encoder)))
     product = pd.read_parquet(run / "data" / "test.parquet")["product_id"].iloc[0]

@@ -132,8 +132,9 @@ def recorded_teacher(run: Path) -> Path:
     """The teacher the run's teacher stage recorded (an ensemble, or its one member), else the
     ensemble's usual dir."""
     record = run / "stages" / "teacher.json"
-    if record.is_file():
-        return Path(json.loads(record.read_text())["result"]["teacher"])
+    if record.is_file():  # a path as the pipeline was given it: found from here, or under run/
+        recorded = Path(json.loads(record.read_text())["result"]["teacher"])
+        return recorded if recorded.is_dir() else run / "teacher" / recorded.name
     return _first_dir(run / "teacher" / "ensemble", run / "teacher" / "labeler")
 
 
