@@ -28,7 +28,8 @@ def cache_path(model: str | Path, pairs: pd.DataFrame, cache: Path) -> Path:
     ref = member_ref(str(model))
     directory = Path(ref)
     files = sorted(p for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
-    stamp = [ref, *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)]
+    stats = [(p.name, p.stat()) for p in files]
+    stamp = [ref, *((name, st.st_size, st.st_mtime_ns) for name, st in stats)]
     key = json.dumps(stamp) + "\n".join(pairs["pair_id"].astype(str))
     return cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
 

@@ -33,7 +33,7 @@ from shoprel.explore.judgments import FILE, Judgment, JudgmentLog
 from shoprel.explore.run_view import METRICS, RunView, column, compare_runs, moves
 from shoprel.explore.search import LiveSearch, SearchConfig
 from shoprel.report.html import metric_rows
-from shoprel.serve.errors import ApiError, error_response, install_error_handlers
+from shoprel.serve.errors import ApiError, error_response, install_error_handlers, printable
 from shoprel.serve.middleware import Guard
 
 MAX_BODY_BYTES = 64 * 1024
@@ -297,7 +297,7 @@ def _page_or_json(pages: Environment) -> Any:
     def respond(request: Request, status: int, message: str, headers: Any) -> Response:
         if request.url.path.startswith("/api/"):
             return error_response(status, message, headers=headers)
-        page = pages.get_template("error.html").render(status=status, message=message)
+        page = pages.get_template("error.html").render(status=status, message=printable(message))
         return HTMLResponse(page, status_code=status, headers=headers)
 
     return respond

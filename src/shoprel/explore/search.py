@@ -7,7 +7,6 @@ indexes and models load on first use, once, under a lock, so the pages come up a
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -131,9 +130,10 @@ class LiveSearch:
 def recorded_teacher(run: Path) -> Path:
     """The teacher the run's teacher stage recorded (an ensemble, or its one member), else the
     ensemble's usual dir."""
-    record = run / "stages" / "teacher.json"
-    if record.is_file():  # a path as the pipeline was given it: found from here, or under run/
-        recorded = Path(json.loads(record.read_text())["result"]["teacher"])
+    from shoprel.pipeline.stages import stage_result
+
+    if (run / "stages" / "teacher.json").is_file():  # as the pipeline was given it, or in run/
+        recorded = Path(stage_result(run, "teacher")["teacher"])
         return recorded if recorded.is_dir() else run / "teacher" / recorded.name
     return _first_dir(run / "teacher" / "ensemble", run / "teacher" / "labeler")
 

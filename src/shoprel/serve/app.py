@@ -106,12 +106,12 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class _State:
+    serving: ServeSettings  # what the model in service was loaded with
     reranker: Reranker | None = None
     batcher: MicroBatcher | None = None
     failure: str | None = None  # why the model did not load
     draining: bool = False  # SIGTERM came: new requests get 503
     in_flight: int = 0  # requests holding a model
-    serving: ServeSettings | None = None  # what the model in service was loaded with
 
 
 class ReloadRequest(BaseModel):
@@ -181,7 +181,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         return loaded
 
     def reload_on_hangup() -> None:
-        serving = state.serving or settings
+        serving = state.serving
         task = asyncio.create_task(swap(serving))
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or logger.error(
             "SIGHUP reload of %s failed: %s", serving.model, t.exception()
@@ -291,7 +291,7 @@ def create_app(settings: ServeSettings, reranker: Reranker | None = None) -> Fas
         """Swap in a new export without downtime (default: the service's own, read again)."""
         if settings.api_key is None and not is_loopback(settings.host):
             raise ApiError(403, "reload over the network needs an API key (--api-key)")
-        target = reload_target(state.serving or settings, request)
+        target = reload_target(state.serving, request)
         try:
             loaded = await swap(target)
         except Exception as error:  # any export that does not load: the old one keeps serving

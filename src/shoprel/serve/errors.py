@@ -67,7 +67,7 @@ def install_error_handlers(app: FastAPI, respond: Respond = json_error) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:
-        return respond(request, error.status, printable(error.message), error.headers)
+        return respond(request, error.status, error.message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -86,7 +86,7 @@ def install_error_handlers(app: FastAPI, respond: Respond = json_error) -> None:
             # recursion limit): malformed JSON, like the rest
             message = "invalid request: the body is not UTF-8 JSON, or is nested too deep to parse"
             return respond(request, 422, message, None)
-        return respond(request, error.status_code, printable(str(error.detail)), error.headers)
+        return respond(request, error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, error: Exception) -> Response:

@@ -32,21 +32,20 @@ class Timing:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status, answered = time.perf_counter(), 500, False
+        started, status = time.perf_counter(), None
 
         async def send_status(message: Message) -> None:
-            nonlocal status, answered
+            nonlocal status
             if message["type"] == "http.response.start":
-                status, answered = message["status"], True
+                status = message["status"]
             await send(message)
 
         route = scope["path"] if scope["path"] in self.routes else "other"
         try:
             await self.app(scope, receive, send_status)
-            if status == 500 and not answered:
-                status = CLIENT_CLOSED
+            status = status or CLIENT_CLOSED  # returned without an answer: the client left
         finally:
-            self.telemetry.request(route, status, time.perf_counter() - started)
+            self.telemetry.request(route, status or 500, time.perf_counter() - started)
 
 
 class Guard:

@@ -180,6 +180,12 @@ def is_causal_lm(base: str) -> bool:
     )
 
 
+def aux_trains_judges(cfg: TeacherTrainConfig) -> bool:
+    """Whether LREF selection's auxiliary models are causal-LM judges (trained with SFT's
+    settings), not cross-encoders."""
+    return cfg.select.method == "lref" and is_causal_lm(cfg.select.aux_base or cfg.base)
+
+
 def train_aux(
     cfg: TeacherTrainConfig, data: StageData, pairs: pd.DataFrame, out: Path, seed: int
 ) -> Path:
@@ -189,7 +195,7 @@ def train_aux(
     write_parquet(pairs[["pair_id", "label"]], out.with_name(f"{out.name}_pairs.parquet"))
     select = cfg.select
     base = select.aux_base or cfg.base
-    if is_causal_lm(base):
+    if aux_trains_judges(cfg):
         from shoprel.teacher.grade_trainer import fit_judge
 
         schedule = {"num_train_epochs": select.aux_epochs}

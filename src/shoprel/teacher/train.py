@@ -172,12 +172,14 @@ def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[
     intervals, the files of the data dir (dev included: it picks the epoch and guards CoT and
     DPO), and the pairs it learns from with their labels (a selection or a DPO hold-out that
     changed changes them)."""
+    from shoprel.teacher.select import aux_trains_judges
+
     values = jsonable(asdict(cfg))
     values.pop("fp32")  # train_teacher has laid it over the config where it applies
     for stage in STAGES:
         values[stage].get("args", {}).pop("save_steps", None)
     later = STAGES[STAGES.index(name) + 1 :]
-    if name == "select" and _aux_judges_train_like_sft(cfg):
+    if name == "select" and aux_trains_judges(cfg):
         later = tuple(stage for stage in later if stage != "sft")
     rows = data.pairs[["pair_id", "label"]].astype(str).agg("\t".join, axis=1)
     ids = "\n".join(sorted(rows))
@@ -185,13 +187,6 @@ def stage_settings(cfg: TeacherTrainConfig, name: str, data: StageData) -> dict[
         "data": files_digest([Path(data.data_dir)]),
         "pairs": hashlib.sha1(ids.encode()).hexdigest(),
     }  # the judge a stage starts from follows from the earlier sections kept here
-
-
-def _aux_judges_train_like_sft(cfg: TeacherTrainConfig) -> bool:
-    """Whether LREF selection trains causal-LM auxiliary judges, with SFT's settings."""
-    from shoprel.teacher.select import is_causal_lm
-
-    return cfg.select.method == "lref" and is_causal_lm(cfg.select.aux_base or cfg.base)
 
 
 def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: bool = True) -> bool:
@@ -205,7 +200,7 @@ def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: b
         if resume and stage_dir.is_dir() and any(stage_dir.iterdir()):  # an empty dir held none
             logger.warning("%s was started with other settings or pairs: afresh", stage_dir)
         shutil.rmtree(stage_dir if whole else stage_dir / "checkpoints", ignore_errors=True)
-        for finished in (META_FILE, METRICS_FILE):  # so that a killed start is not taken as done
+        for finished in () if whole else (META_FILE, METRICS_FILE):  # a killed start: not done
             (stage_dir / finished).unlink(missing_ok=True)
     stage_dir.mkdir(parents=True, exist_ok=True)
     write_json(settings, record)
