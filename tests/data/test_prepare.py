@@ -332,6 +332,9 @@ def test_a_byte_order_mark_is_dropped_and_bad_encodings_are_named(tmp_path: Path
     assert (first["query"], first["_malformed"]) == ("drill", None)
     with pytest.raises(DataError, match=r"pairs\.csv: unknown encoding 'utf8x'"):
         read_records(csv_file, encoding="utf8x")
+    wide = tmp_path / "wide.jsonl"
+    wide.write_text('{"query": "drill"}\n{"query": "bohrer"}\n', encoding="utf-16")
+    assert read_records(wide, encoding="utf-16")["query"].tolist() == ["drill", "bohrer"]
     jsonl_file.write_bytes(b'{"query": "drill"}\n{"query": "\xff"}\n')
     with pytest.raises(DataError, match=r"pairs\.jsonl:2: cannot decode as utf-8-sig"):
         read_records(jsonl_file)

@@ -79,20 +79,34 @@ def require_columns(frame: pd.DataFrame, path: str | Path, columns: list[str]) -
 def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
     """One row per non-blank line; a line that is not a JSON object is kept as an empty row with
     ``_malformed`` saying why (``data prepare`` rejects it with its line, as a ragged CSV row)."""
-    rows = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode(encoding)
-            except UnicodeDecodeError as error:
-                where = f"{path}:{number}"
-                raise DataError(f"{where}: cannot decode as {encoding} ({error.reason})") from None
-            if text.strip():
-                rows.append(_json_row(text) | {LINE: number})
+    rows = [
+        _json_row(text) | {LINE: number}
+        for number, text in _decoded_lines(path, encoding)
+        if text.strip()
+    ]
     frame = pd.DataFrame(rows)
     if MALFORMED not in frame.columns:
         frame[MALFORMED] = None
     return frame
+
+
+def _decoded_lines(path: Path, encoding: str) -> list[tuple[int, str]]:
+    """The numbered lines of ``path``; an undecodable one is an error naming its line (where the
+    encoding keeps a newline one byte: UTF-16 and UTF-32 are decoded whole)."""
+    if not "ab\n".encode(encoding).endswith(b"ab\n"):
+        try:
+            return list(enumerate(path.read_text(encoding=encoding).splitlines(), start=1))
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: cannot decode as {encoding} ({error.reason})") from None
+    lines = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                lines.append((number, raw.decode(encoding)))
+            except UnicodeDecodeError as error:
+                where = f"{path}:{number}"
+                raise DataError(f"{where}: cannot decode as {encoding} ({error.reason})") from None
+    return lines
 
 
 def _json_row(text: str) -> dict:
