@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shoprel.io import atomic_path, trained_with, write_json
+from shoprel.io import atomic_path, read_json, read_jsonl, trained_with, write_json, write_jsonl
+from shoprel.pipeline.stages import stage_result
 
 
 def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
@@ -50,3 +51,29 @@ def test_the_new_bytes_reach_the_disk_before_they_replace_the_old(
     write_json({"a": 1}, tmp_path / "out.json")
     assert events == ["fsync", "replace"]
     assert (tmp_path / "out.json").read_text().strip().startswith("{")
+
+
+def test_a_json_file_that_does_not_parse_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    path.write_text('{\n  "scale": "homedepot",\n  "cut short')
+    with pytest.raises(ValueError, match=r"meta\.json: not valid JSON at line 3"):
+        read_json(path)
+    write_json({"scale": "homedepot"}, path)
+    assert read_json(path) == {"scale": "homedepot"}
+
+
+def test_a_jsonl_line_that_does_not_parse_is_named_by_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "dev_metrics.jsonl"
+    write_jsonl([{"step": 1}, {"step": 2}], path)
+    assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
+    path.write_text(path.read_text() + "\n" + '{"step": 3')
+    with pytest.raises(ValueError, match=r"dev_metrics\.jsonl, line 4: not valid JSON"):
+        read_jsonl(path)
+
+
+def test_a_broken_stage_record_is_named_when_a_later_stage_reads_it(tmp_path: Path) -> None:
+    record = tmp_path / "run" / "stages" / "teacher.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"result": ')
+    with pytest.raises(ValueError, match=r"teacher\.json: not valid JSON"):
+        stage_result(tmp_path / "run", "teacher")

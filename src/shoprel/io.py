@@ -55,6 +55,31 @@ def write_jsonl(rows: list[dict[str, Any]], path: str | Path) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``; a file that does not parse (cut short, edited by hand) is named in
+    the error, with the line and column."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    """The records of a JSON-lines file (blank lines skipped); a line that does not parse is
+    named in the error by file and line."""
+    records = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+    return records
+
+
 def jsonable(value: Any) -> Any:
     """``value`` as it reads back from JSON: tuples become lists, paths strings."""
     return json.loads(json.dumps(value, default=str))
@@ -66,7 +91,7 @@ def trained_with(model_dir: str | Path, meta_file: str, settings: dict[str, Any]
     meta = Path(model_dir) / meta_file
     if not meta.is_file():
         return False
-    saved = json.loads(meta.read_text()).get("train", {})
+    saved = read_json(meta).get("train", {})
     return all(saved.get(key) == value for key, value in jsonable(settings).items())
 
 

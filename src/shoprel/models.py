@@ -30,6 +30,8 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from shoprel.io import read_json
+
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "SHOPREL_CACHE"
@@ -192,7 +194,7 @@ def _check_same_logits(src: Any, model: Any, tok: Any) -> None:
 def _check_saved(out: Path, chat_template: str | None) -> None:
     from transformers import AutoTokenizer
 
-    cfg = json.loads((out / "config.json").read_text())
+    cfg = read_json(out / "config.json")
     problems = [
         "no generation_config.json" if not (out / "generation_config.json").is_file() else "",
         "no safetensors weights" if not any(out.glob("*.safetensors")) else "",

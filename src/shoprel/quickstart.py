@@ -12,13 +12,13 @@ and the commands that serve the student and open the explorer.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from shoprel.eval.table import metrics_table
+from shoprel.io import read_json
 from shoprel.pipeline.config import load_pipeline_config
 from shoprel.pipeline.runner import run_pipeline
 from shoprel.pipeline.stages import STAGES
@@ -38,7 +38,7 @@ def run_quickstart(
     for name, record in records.items():
         state = "up to date" if record["skipped"] else f"{record['seconds']:.0f} s"
         console.print(f"[bold]{name:>10}[/]: {state}")
-    results = json.loads((out / "metrics.json").read_text())
+    results = read_json(out / "metrics.json")
     console.print(metrics_table(results, title=f"demo shop, test split ({out / 'metrics.json'})"))
     console.print(f"report: {out / 'report.html'}")
     console.print(f"serve the student: shoprel serve --model {out / 'export'} --port 8000")

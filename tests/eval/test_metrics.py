@@ -28,6 +28,7 @@ from shoprel.eval.metrics import (
     per_grade_precision_recall,
     ranking_metrics,
     reliability_curve,
+    reliability_summary,
     rmse,
     roc_auc_bad,
 )
@@ -306,6 +307,14 @@ def test_ece_hand_worked() -> None:
     # 2 bins: [0, 0.5) holds 0.1, 0.1: |0.5-0.1| * 2/5 = 0.16; [0.5, 1] holds 0.9, 0.9, 0.75:
     # mean p = 2.55/3 = 0.85, mean outcome 2/3: |2/3 - 0.85| * 3/5 = 0.11  ->  0.27
     assert expected_calibration_error(probs, outcomes, n_bins=2) == pytest.approx(0.27)
+    summary = reliability_summary(probs, outcomes, n_bins=10)
+    assert summary["counts"] == [2, 1, 2] and summary["calibration_error"] == pytest.approx(0.35)
+
+
+def test_calibration_error_of_nothing_is_undefined_not_perfect() -> None:
+    assert np.isnan(expected_calibration_error([], []))
+    summary = reliability_summary([], [])
+    assert summary["counts"] == [] and np.isnan(summary["calibration_error"])
 
 
 def test_ece_zero_when_bins_calibrated() -> None:

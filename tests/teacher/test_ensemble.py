@@ -11,7 +11,7 @@ import pytest
 
 from shoprel.data.splits import read_split
 from shoprel.scoring import load_scorer
-from shoprel.teacher.ensemble import EnsembleScorer, dev_scores_source, fit_ensemble, fit_weights
+from shoprel.teacher.ensemble import EnsembleScorer, fit_ensemble, fit_weights, scores_key
 from shoprel.teacher.train import TeacherTrainConfig, train_teacher
 
 
@@ -46,7 +46,7 @@ def test_fit_ensemble_names_a_constant_member(
         pd.DataFrame({"pair_id": dev["pair_id"], "score": scores}).to_parquet(
             cache / f"{name}.parquet"
         )
-        (cache / f"{name}.source").write_text(dev_scores_source(f"model-{name}", dev))
+        (cache / f"{name}.source").write_text(scores_key(f"model-{name}", dev))
     members = {name: f"model-{name}" for name in dev_scores}
     result = fit_ensemble(demo_data, members, tmp_path / "ens")
     assert result["weights"] == pytest.approx({"labels": 1.0, "collapsed": 0.0})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +9,14 @@ import pandas as pd
 
 from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
+from shoprel.io import read_json
 
 
 def read_card(data_dir: str | Path) -> dict[str, Any]:
     path = Path(data_dir) / "card.json"
     if not path.is_file():
         raise DataError(f"{data_dir}: no card.json; run `shoprel data prepare` first")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def read_split(data_dir: str | Path, split: str) -> tuple[pd.DataFrame, GradeScale]:

@@ -8,8 +8,6 @@ keeps what it scored.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,20 +16,14 @@ import pandas as pd
 
 from shoprel.data.schema import GradeScale
 from shoprel.eval.evaluate import align_scores, evaluate_scores
-from shoprel.io import write_parquet
+from shoprel.io import read_json, write_parquet
 from shoprel.scoring import load_scorer
 from shoprel.teacher.ensemble import META_FILE as ENSEMBLE_META
-from shoprel.teacher.ensemble import combine, member_ref
+from shoprel.teacher.ensemble import combine, member_ref, scores_key
 
 
 def cache_path(model: str | Path, pairs: pd.DataFrame, cache: Path) -> Path:
-    ref = member_ref(str(model))
-    directory = Path(ref)
-    files = sorted(p for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
-    stats = [(p.name, p.stat()) for p in files]
-    stamp = [ref, *((name, st.st_size, st.st_mtime_ns) for name, st in stats)]
-    key = json.dumps(stamp) + "\n".join(pairs["pair_id"].astype(str))
-    return cache / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.parquet"
+    return cache / f"{scores_key(model, pairs)}.parquet"
 
 
 def model_scores(
@@ -43,7 +35,7 @@ def model_scores(
     if cached.is_file():
         return pd.read_parquet(cached), None
     if (Path(ref) / ENSEMBLE_META).is_file():
-        meta = json.loads((Path(ref) / ENSEMBLE_META).read_text())
+        meta = read_json(Path(ref) / ENSEMBLE_META)
         member_scores = {
             name: align_scores(pairs, model_scores(path, pairs, cache)[0], path)["score"].to_numpy()
             for name, path in meta["members"].items()
@@ -63,7 +55,7 @@ def model_scores(
 def training_facts(model: str | Path) -> dict[str, Any]:
     """Training pairs and seconds from a saved model's meta file, where it records them."""
     for meta in sorted(Path(member_ref(str(model))).glob("shoprel_*.json")):
-        train = json.loads(meta.read_text()).get("train", {})
+        train = read_json(meta).get("train", {})
         if train:
             return {"train_pairs": train.get("train_pairs"), "train_s": train.get("seconds")}
     return {}

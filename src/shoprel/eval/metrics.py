@@ -335,13 +335,14 @@ def reliability_summary(
     predicted: ArrayLike, observed: ArrayLike, n_bins: int = 10
 ) -> dict[str, Any]:
     """The non-empty bins of :func:`reliability_curve` as lists (for JSON and plots), with the
-    count-weighted gap between the two (for 0/1 outcomes: the ECE)."""
+    count-weighted gap between the two (for 0/1 outcomes: the ECE; ``nan`` if empty)."""
     mean_pred, mean_obs, counts = reliability_curve(predicted, observed, n_bins)
     keep = counts > 0
     gap = np.abs(mean_pred[keep] - mean_obs[keep]) * counts[keep]
+    error = gap.sum() / counts.sum() if counts.sum() else float("nan")
     return {
         "predicted": mean_pred[keep].round(4).tolist(),
         "observed": mean_obs[keep].round(4).tolist(),
         "counts": counts[keep].tolist(),
-        "calibration_error": round(float(gap.sum() / max(counts.sum(), 1)), 4),
+        "calibration_error": round(float(error), 4),
     }

@@ -7,7 +7,6 @@ here trains or scores; the explorer's pages are views of these tables.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
 from shoprel.eval.evaluate import align_scores, read_scores
 from shoprel.eval.metrics import ndcg_per_query, pairwise_accuracy
+from shoprel.io import read_json
 
 LABEL = "label"
 # the columns of the query page, in this order, where the run has them
@@ -199,4 +199,4 @@ def _sort_key(sort: str | None, models: list[str]) -> Any:
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{path}: missing; is this a finished shoprel run dir?")
-    return json.loads(path.read_text())
+    return read_json(path)

@@ -9,7 +9,6 @@ teacher and the shard size: a rerun with other inputs is refused instead of mixi
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from shoprel.data.readers import DataError
-from shoprel.io import write_json, write_parquet
+from shoprel.io import read_json, write_json, write_parquet
 
 MANIFEST = "manifest.json"
 LABELS = "labels.parquet"
@@ -80,7 +79,7 @@ def open_manifest(out: Path, manifest: Manifest, replace: bool = False) -> None:
     """
     path = out / MANIFEST
     if path.is_file():
-        found = json.loads(path.read_text())
+        found = read_json(path)
         changed = {k: (found.get(k), v) for k, v in asdict(manifest).items() if found.get(k) != v}
         if changed and replace:
             shutil.rmtree(out / "shards", ignore_errors=True)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shoprel.io import content_digest, write_json
+from shoprel.io import content_digest, read_json, write_json
 
 if TYPE_CHECKING:
     from shoprel.pipeline.config import PipelineConfig
@@ -94,7 +94,7 @@ def _run_stage(
 ) -> dict[str, Any]:
     record_path = out / "stages" / f"{stage.name}.json"
     if not force and record_path.is_file():
-        record = json.loads(record_path.read_text())
+        record = read_json(record_path)
         if record.get("fingerprint") == print_:
             logger.info("stage %s: up to date, skipped", stage.name)
             return record | {"skipped": True}

@@ -8,7 +8,6 @@ latency), ``eval/`` and ``metrics.json``, ``report.html``, ``stages/`` (records)
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import replace
@@ -17,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from shoprel.io import files_digest, trained_with, write_json, write_parquet
+from shoprel.io import files_digest, read_json, trained_with, write_json, write_parquet
 from shoprel.labeling.shards import LABELS
 from shoprel.pipeline.config import PipelineConfig
 from shoprel.pipeline.runner import Stage
@@ -30,7 +29,7 @@ LABEL_ONLY = "student (labels only)"
 
 def stage_result(out: Path, name: str) -> dict[str, Any]:
     """The result an earlier stage recorded."""
-    return json.loads((out / "stages" / f"{name}.json").read_text())["result"]
+    return read_json(out / "stages" / f"{name}.json")["result"]
 
 
 def run_prepare(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
@@ -249,7 +248,7 @@ def earlier_judges(judge: str | None) -> dict[str, str]:
 
     if judge is None or not (Path(judge) / SUMMARY_FILE).is_file():
         return {}
-    summary = json.loads((Path(judge) / SUMMARY_FILE).read_text())
+    summary = read_json(Path(judge) / SUMMARY_FILE)
     earlier = [name for name in summary["stages"] if name not in ("select", summary["final"])]
     return {f"teacher member: judge after {name}": str(Path(judge) / name) for name in earlier}
 
@@ -260,7 +259,7 @@ def data_size_curve(out: Path, results: dict[str, dict[str, Any]]) -> dict[str, 
     points = []
     for name, path in stage_result(out, "student").items():
         if name != LABEL_ONLY:  # the distilled student and the curve's students
-            meta = json.loads((Path(path) / "shoprel_cross_encoder.json").read_text())
+            meta = read_json(Path(path) / "shoprel_cross_encoder.json")
             augmented = meta["train"].get("augmented_pairs")
             points.append({"augmented_pairs": augmented} | {k: results[name][k] for k in keys})
     references = {

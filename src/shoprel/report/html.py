@@ -22,7 +22,7 @@ from shoprel.data.schema import get_scale
 from shoprel.eval import plots
 from shoprel.eval.evaluate import align_scores, predicted_labels
 from shoprel.eval.table import COLUMNS
-from shoprel.io import atomic_path
+from shoprel.io import atomic_path, read_json
 from shoprel.serve.calibration import CHECK_FILE
 
 TEMPLATE = """<!doctype html>
@@ -140,7 +140,7 @@ def _optional_figures(run: Path) -> tuple[list[dict[str, str]], list[str]]:
     figures, notes = [], []
     curve = run / "eval" / "data_size.json"
     if curve.is_file():
-        data = json.loads(curve.read_text())
+        data = read_json(curve)
         references = {k: data[k] for k in ("teacher", "label_only") if data.get(k)}
         for metric in ("pairwise_accuracy", "auc"):
             figure = plots.data_size_figure(data["points"], references, metric)
@@ -151,9 +151,7 @@ def _optional_figures(run: Path) -> tuple[list[dict[str, str]], list[str]]:
     figures += _calibration_figures(run / "export" / CHECK_FILE, notes)
     latency = run / "export" / "latency.json"
     if latency.is_file():
-        by_scorer = {
-            k: {int(n): v for n, v in d.items()} for k, d in json.loads(latency.read_text()).items()
-        }
+        by_scorer = {k: {int(n): v for n, v in d.items()} for k, d in read_json(latency).items()}
         title = "rerank latency (p50)"
         figures.append(_encoded(plots.latency_figure(by_scorer, title), "latency", title))
     else:
@@ -166,7 +164,7 @@ def _calibration_figures(path: Path, notes: list[str]) -> list[dict[str, str]]:
     if not path.is_file():
         notes.append(f"No calibration check in this run (export/{path.name} is absent).")
         return []
-    check = json.loads(path.read_text())
+    check = read_json(path)
     before, after = check["before"], check["after"]
     curves = {"raw score read on 0-1": before, "calibrated P(relevant)": after}
     ece = f"ECE {before['calibration_error']:.3f} before, {after['calibration_error']:.3f} after"
@@ -188,7 +186,7 @@ def lref_notes(judge_dir: Path) -> list[str]:
         path = judge_dir / stage / "metrics.json"
         if not path.is_file():
             continue
-        record = json.loads(path.read_text())
+        record = read_json(path)
         if stage == "dpo":
             kinds = record.get("kinds") or {}
             mix = ", ".join(f"{kind} {n}" for kind, n in kinds.items()) or "none"
@@ -209,8 +207,8 @@ def build_report(run: str | Path, name: str | None = None) -> Path:
     from jinja2 import Template
 
     run = Path(run)
-    card = json.loads((run / "data" / "card.json").read_text())
-    evaluation = json.loads((run / "eval" / "metrics.json").read_text())
+    card = read_json(run / "data" / "card.json")
+    evaluation = read_json(run / "eval" / "metrics.json")
     pairs = pd.read_parquet(run / "data" / f"{evaluation['split']}.parquet")
     scale = get_scale(card["scale"])
     figures = _model_figures(run, evaluation, pairs, scale)

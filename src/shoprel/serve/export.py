@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import get_scale
-from shoprel.io import write_json
+from shoprel.io import read_json, write_json
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, OnnxScorer
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def read_cross_encoder_meta(model_dir: Path) -> dict[str, Any]:
             f"{model_dir}: not a cross-encoder saved by `shoprel student train` "
             f"(no {CROSS_ENCODER_META}); pass --model the dir given to --out there"
         )
-    meta = json.loads(path.read_text())
+    meta = read_json(path)
     missing = [key for key in ("scale", "fields", "max_length") if key not in meta]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}; train the model again")
@@ -288,7 +288,7 @@ def calibrate(stage: Path, cfg: ExportConfig, onnx_file: str) -> dict[str, Any] 
     from shoprel.serve.calibration import fit_calibration
 
     sample, _ = gate_sample(cfg.data, cfg.calibration_pairs, cfg.seed)
-    scale = get_scale(json.loads((stage / META_FILE).read_text())["scale"])
+    scale = get_scale(read_json(stage / META_FILE)["scale"])
     scores = OnnxScorer.load(stage, onnx_file=onnx_file).predict(sample)["score"].to_numpy()
     calibration = fit_calibration(scores, sample["label"].to_numpy(), sample["query_id"], scale)
     logger.info(

@@ -15,7 +15,6 @@ export calibrated on dev adds ``relevance`` (P(relevant)) and ``expected_label``
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import get_scale
+from shoprel.io import read_json
 from shoprel.progress import progress_bar
 from shoprel.scoring import ONNX_META as META_FILE
 from shoprel.scoring import Scorer
@@ -71,7 +71,7 @@ def load_tokenizer(directory: str | Path, max_length: int) -> tuple[Any, int]:
     directory = Path(directory)
     tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
     config_path = directory / "tokenizer_config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config = read_json(config_path) if config_path.is_file() else {}
     pad_token = config.get("pad_token") or "[PAD]"
     pad_token = pad_token["content"] if isinstance(pad_token, dict) else pad_token
     pad_id = tokenizer.token_to_id(pad_token)
@@ -88,7 +88,7 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"{directory}: not an ONNX export (no {META_FILE}); run `shoprel student export`"
         )
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 class OnnxScorer(Scorer):

@@ -3,7 +3,6 @@ shares (:mod:`shoprel.serve.onnx_scorer`)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import GradeScale, get_scale
+from shoprel.io import read_json
 from shoprel.scoring import CROSS_ENCODER_META, Scorer
 
 ACTIVATIONS = ("sigmoid", "identity")
@@ -57,7 +57,7 @@ class CrossEncoderScorer(Scorer):
     def load(cls, directory: str | Path, **options: Any) -> CrossEncoderScorer:
         from sentence_transformers import CrossEncoder
 
-        meta = json.loads((Path(directory) / CROSS_ENCODER_META).read_text())
+        meta = read_json(Path(directory) / CROSS_ENCODER_META)
         model = CrossEncoder(str(directory), max_length=meta["max_length"])
         activation = meta.get("activation", "sigmoid")  # dirs saved before distillation
         scale = get_scale(meta["scale"])

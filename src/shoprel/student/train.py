@@ -50,7 +50,7 @@ import pandas as pd
 from shoprel.data.readers import DataError
 from shoprel.data.schema import GradeScale, get_scale
 from shoprel.data.splits import read_card, read_split
-from shoprel.io import jsonable, newest_checkpoint, trained_with, write_json
+from shoprel.io import jsonable, newest_checkpoint, read_json, trained_with, write_json
 from shoprel.models import resolve_model
 from shoprel.scoring import CROSS_ENCODER_META as META_FILE
 from shoprel.student.data import (
@@ -320,7 +320,7 @@ def run_settings(cfg: StudentTrainConfig, data_dir: str | Path) -> dict[str, Any
 def resumable(cfg: StudentTrainConfig, data_dir: str | Path, out: str | Path) -> bool:
     """Whether ``out`` holds checkpoints of a run with these settings."""
     saved = Path(out) / CHECKPOINTS / SETTINGS_FILE
-    return saved.is_file() and json.loads(saved.read_text()) == run_settings(cfg, data_dir)
+    return saved.is_file() and read_json(saved) == run_settings(cfg, data_dir)
 
 
 def resume_point(cfg: StudentTrainConfig, data_dir: str | Path, out: Path) -> Path | None:
@@ -334,7 +334,7 @@ def resume_point(cfg: StudentTrainConfig, data_dir: str | Path, out: Path) -> Pa
         return None
     if not resumable(cfg, data_dir, out):
         saved = folder / SETTINGS_FILE
-        theirs = json.loads(saved.read_text()) if saved.is_file() else {}
+        theirs = read_json(saved) if saved.is_file() else {}
         ours = run_settings(cfg, data_dir)
         differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
         raise ValueError(
@@ -391,7 +391,7 @@ def train_cross_encoder(
     resumed_at = 0
     if checkpoint is not None:
         tracker.load(checkpoint)
-        resumed_at = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+        resumed_at = read_json(checkpoint / "trainer_state.json")["global_step"]
         logger.info("resuming from %s", checkpoint)
     eval_before = tracker.eval_seconds
     started = time.perf_counter()

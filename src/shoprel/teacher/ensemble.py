@@ -25,8 +25,7 @@ import pandas as pd
 from shoprel.data.schema import get_scale
 from shoprel.data.splits import read_split
 from shoprel.eval.evaluate import align_scores, evaluate_scores
-from shoprel.io import atomic_path, write_json, write_parquet
-from shoprel.labeling.shards import digest_model
+from shoprel.io import atomic_path, read_json, write_json, write_parquet
 from shoprel.scoring import ENSEMBLE_META as META_FILE
 from shoprel.scoring import Scorer, load_scorer
 
@@ -67,7 +66,7 @@ class EnsembleScorer(Scorer):
 
     @classmethod
     def load(cls, directory: str | Path, **options: Any) -> EnsembleScorer:
-        meta = json.loads((Path(directory) / META_FILE).read_text())
+        meta = read_json(Path(directory) / META_FILE)
         members = {name: load_scorer(path, **options) for name, path in meta["members"].items()}
         return cls(members, meta["weights"], meta["intercept"], meta["scale"])
 
@@ -86,11 +85,10 @@ def member_ref(path: str) -> str:
 
 
 def member_dev_scores(name: str, path: str, dev: pd.DataFrame, out: Path) -> np.ndarray:
-    """The member's dev scores, cached for this model (its dir and meta: a model trained again
-    in the same dir is scored again) and these dev pairs."""
+    """The member's dev scores, cached by :func:`scores_key`."""
     cached = out / "dev_scores" / f"{name}.parquet"
     stamp = out / "dev_scores" / f"{name}.source"
-    source = dev_scores_source(path, dev)
+    source = scores_key(path, dev)
     if cached.is_file() and stamp.is_file() and stamp.read_text() == source:
         frame = pd.read_parquet(cached)
     else:
@@ -101,10 +99,17 @@ def member_dev_scores(name: str, path: str, dev: pd.DataFrame, out: Path) -> np.
     return align_scores(dev, frame, str(cached))["score"].to_numpy()
 
 
-def dev_scores_source(path: str, dev: pd.DataFrame) -> str:
-    """What cached dev scores were made from: the member and its meta, the dev pairs."""
-    pairs = hashlib.sha1("\n".join(map(str, dev["pair_id"])).encode()).hexdigest()[:16]
-    return f"{member_ref(path)} {digest_model(path)} {pairs}"
+def scores_key(model: str | Path, pairs: pd.DataFrame) -> str:
+    """Which model scored which pairs, for caching its scores: the resolved dir (or alias), the
+    names, sizes and times of the dir's files (a model trained again is scored again) and the
+    pair ids."""
+    ref = member_ref(str(model))
+    directory = Path(ref)
+    files = sorted(p for p in directory.iterdir() if p.is_file()) if directory.is_dir() else []
+    stats = [(p.name, p.stat()) for p in files]
+    stamp = [ref, *((name, st.st_size, st.st_mtime_ns) for name, st in stats)]
+    key = json.dumps(stamp) + "\n".join(pairs["pair_id"].astype(str))
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 def fit_ensemble(data_dir: str | Path, members: dict[str, str], out: str | Path) -> dict[str, Any]:

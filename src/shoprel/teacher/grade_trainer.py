@@ -12,7 +12,6 @@ dev metrics after each epoch to ``OUT/dev_metrics.jsonl``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -27,7 +26,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 
 from shoprel.data.schema import GradeScale
 from shoprel.devices import pick_device
-from shoprel.io import newest_checkpoint, write_jsonl
+from shoprel.io import newest_checkpoint, read_jsonl, write_jsonl
 from shoprel.models import resolve_model
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.judge_io import (
@@ -118,8 +117,7 @@ class DevMetricsCallback(TrainerCallback):
         return {k: v for k, v in self.records[-1].items() if k not in ("epoch", "step")}
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        saved = self.path.read_text().splitlines() if self.path.is_file() else []
-        records = [json.loads(line) for line in saved if line.strip()]
+        records = read_jsonl(self.path) if self.path.is_file() else []
         self.records = [r for r in records if r["step"] <= state.global_step]
         write_jsonl(self.records, self.path)
 

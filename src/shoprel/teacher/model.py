@@ -8,13 +8,13 @@ those rows when it is saved, so a saved judge is always a plain causal LM.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from shoprel.io import read_json, write_json
 from shoprel.scoring import TEACHER_META as META_FILE
 from shoprel.teacher.prompts import PromptConfig
 
@@ -35,8 +35,6 @@ class TeacherMeta:
         return PromptConfig(**self.prompt)
 
     def save(self, directory: str | Path) -> None:
-        from shoprel.io import write_json
-
         write_json(asdict(self), Path(directory) / META_FILE)
 
     @classmethod
@@ -45,8 +43,8 @@ class TeacherMeta:
         if not path.is_file():
             raise FileNotFoundError(f"{directory}: no {META_FILE}; not a teacher saved by shoprel")
         try:
-            return cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError) as error:
+            return cls(**read_json(path))
+        except TypeError as error:
             raise ValueError(f"{path}: not a judge's meta file of this shoprel: {error}") from error
 
 

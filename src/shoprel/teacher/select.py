@@ -21,7 +21,6 @@ sample of the same size. Writes ``selected_pairs.parquet`` (``pair_id, reason``)
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.schema import GradeScale
-from shoprel.io import write_json, write_parquet
+from shoprel.io import read_json, write_json, write_parquet
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.stage_io import StageData, write_stage_metrics
 
@@ -425,4 +424,4 @@ def read_selection(out: Path) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The kept pair ids and the report of a finished selection in ``out`` (``None`` if none)."""
     if not (out / SELECTED_FILE).is_file() or not (out / REPORT_FILE).is_file():
         return None
-    return pd.read_parquet(out / SELECTED_FILE), json.loads((out / REPORT_FILE).read_text())
+    return pd.read_parquet(out / SELECTED_FILE), read_json(out / REPORT_FILE)

@@ -7,7 +7,6 @@ judge's config, a :class:`StageData`, and the stage dir it writes into and retur
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 from shoprel.data.schema import GradeScale
 from shoprel.eval import metrics
 from shoprel.eval.evaluate import evaluate_scores
-from shoprel.io import write_json
+from shoprel.io import read_json, write_json
 
 METRICS_FILE = "metrics.json"
 SETTINGS_FILE = "stage_settings.json"  # what the stage in a dir was started with
@@ -76,7 +75,7 @@ def write_stage_metrics(out: Path, stage: str, seconds: float, **facts: Any) -> 
 
 def read_stage_metrics(out: Path) -> dict[str, Any] | None:
     path = out / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 MODEL_FILES = (  # what save_pretrained writes for a model and its tokenizer

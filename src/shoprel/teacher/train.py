@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from shoprel.data.splits import dev_sample, read_split, sample_pairs
-from shoprel.io import files_digest, jsonable, write_json
+from shoprel.io import files_digest, jsonable, read_json, write_json
 from shoprel.teacher.config import TeacherTrainConfig
 from shoprel.teacher.model import META_FILE
 from shoprel.teacher.stage_io import (
@@ -195,7 +195,7 @@ def same_start(stage_dir: Path, settings: dict[str, Any], resume: bool, whole: b
     checkpoints and the marks of a finished judge, removed) and is recorded as started with
     ``settings``."""
     record = stage_dir / SETTINGS_FILE
-    same = resume and record.is_file() and json.loads(record.read_text()) == settings
+    same = resume and record.is_file() and read_json(record) == settings
     if not same:
         if resume and stage_dir.is_dir() and any(stage_dir.iterdir()):  # an empty dir held none
             logger.warning("%s was started with other settings or pairs: afresh", stage_dir)

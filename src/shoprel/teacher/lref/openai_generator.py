@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprel.data.schema import GradeScale
-from shoprel.io import write_json
+from shoprel.io import read_json, write_json
 from shoprel.progress import progress_bar
 from shoprel.teacher.config import EndpointError, OpenAIConfig
 from shoprel.teacher.lref.rationales import (
@@ -145,7 +145,7 @@ class OpenAIGenerator(RationaleGenerator):
     async def _answer(self, client: Any, payload: dict[str, Any]) -> str:
         path = self._cache_path(payload)
         if path.is_file():
-            return json.loads(path.read_text())["content"]
+            return read_json(path)["content"]
         body = await self._post(client, payload)
         try:
             content = body["choices"][0]["message"]["content"] or ""
