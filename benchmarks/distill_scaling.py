@@ -40,11 +40,11 @@ from rich.console import Console
 from rich.table import Table
 
 from shoprel.data.splits import read_split
+from shoprel.eval.compare import model_scores
 from shoprel.eval.evaluate import align_scores, evaluate_scores, read_scores
 from shoprel.eval.significance import paired_bootstrap, ranking_metric_fns
 from shoprel.eval.table import metrics_table
-from shoprel.io import atomic_path, write_json, write_parquet
-from shoprel.scoring import load_scorer
+from shoprel.io import atomic_path, read_json, write_json, write_parquet
 from shoprel.student.data import LABELS_FILE, read_teacher_labels, take_queries
 from shoprel.student.train import META_FILE, StudentTrainConfig, model_settings, train_or_reuse
 
@@ -116,13 +116,18 @@ def parse_args() -> argparse.Namespace:
 
 
 def augmented_pool(args: argparse.Namespace) -> Path:
-    """The augmented label dir, or a seeded sample of its whole queries (``--max-aug-pairs``)."""
+    """The augmented label dir, or a seeded sample of its whole queries (``--max-aug-pairs``),
+    drawn again when the labels it was drawn from change."""
     if not args.max_aug_pairs:
         return args.labels_aug
     pool = args.out / f"labels-aug-{args.max_aug_pairs}-seed{args.seed}"
-    if not (pool / LABELS_FILE).is_file():
+    source = args.labels_aug / LABELS_FILE
+    stamp = pool / "source.json"
+    drawn_from = {"labels": str(source.resolve()), "mtime_ns": source.stat().st_mtime_ns}
+    if not (pool / LABELS_FILE).is_file() or not stamp.is_file() or read_json(stamp) != drawn_from:
         labels = read_teacher_labels([args.labels_aug])
         write_parquet(take_queries(labels, args.max_aug_pairs, args.seed), pool / LABELS_FILE)
+        write_json(drawn_from, stamp)
     return pool
 
 
@@ -143,11 +148,11 @@ def run_point(
     """Train (unless a finished point or model with the same settings exists) and evaluate."""
     done = args.out / "points" / f"{name}.json"
     settings = model_settings(cfg) | {"split": args.split}
-    if done.is_file() and json.loads(done.read_text())["settings"] == settings:
-        return json.loads(done.read_text())
+    if done.is_file() and read_json(done)["settings"] == settings:
+        return read_json(done)
     model_dir = args.out / "students" / name
     train_or_reuse(cfg, args.data, model_dir)
-    train = json.loads((model_dir / META_FILE).read_text())["train"]
+    train = read_json(model_dir / META_FILE)["train"]
     point = evaluate(sample, student_scores(name, args, sample), args) | {
         "augmented_pairs": train["augmented_pairs"],
         "train_pairs": train["train_pairs"],
@@ -160,12 +165,9 @@ def run_point(
 
 
 def student_scores(name: str, args: argparse.Namespace, sample: pd.DataFrame) -> pd.DataFrame:
-    """The student's scores of ``sample``, cached beside the points (computed once)."""
-    cached = args.out / "scores" / f"{name}.{args.split}.parquet"
-    if not cached.is_file():
-        scores = load_scorer(args.out / "students" / name).predict(sample)
-        write_parquet(scores[["pair_id", "score"]], cached)
-    return pd.read_parquet(cached)
+    """The student's scores of ``sample``, cached by model files and pairs (a student trained
+    again, or another sample, is scored again)."""
+    return model_scores(args.out / "students" / name, sample, args.out / "scores")[0]
 
 
 def against(
@@ -202,10 +204,8 @@ def teacher_point(args: argparse.Namespace, sample: pd.DataFrame) -> dict[str, A
         scores = scores[scores["pair_id"].isin(sample["pair_id"])]
         source = str(args.teacher_scores)
     else:
-        cached = args.out / "scores" / f"teacher.{args.split}.parquet"
-        if not cached.is_file():
-            write_parquet(load_scorer(args.teacher).predict(sample, progress=True), cached)
-        scores, source = pd.read_parquet(cached), str(args.teacher)
+        scores = model_scores(args.teacher, sample, args.out / "scores")[0]
+        source = str(args.teacher)
     aligned = align_scores(sample, scores[["pair_id", "score"]], source)
     return evaluate(sample, aligned, args) | {"augmented_pairs": None}
 

@@ -26,6 +26,7 @@ from rich.console import Console
 from shoprel.config import from_dict
 from shoprel.data.splits import dev_sample, read_split, sample_pairs
 from shoprel.eval.table import metrics_table
+from shoprel.io import read_json
 from shoprel.teacher import dpo
 from shoprel.teacher.config import DpoConfig, TeacherTrainConfig
 from shoprel.teacher.model import META_FILE
@@ -89,7 +90,7 @@ def judge_config(judge: Path) -> TeacherTrainConfig:
 
     A judge trained before the stage configs composed TRL's keeps what DPO reads from it: the
     base, the pair counts and seed (which fix the pool and dev), the prompt and its LoRA shape."""
-    trained = json.loads((judge / META_FILE).read_text())["train"]
+    trained = read_json(judge / META_FILE)["train"]
     known = {f.name for f in fields(TeacherTrainConfig)}
     try:
         return from_dict(TeacherTrainConfig, {k: v for k, v in trained.items() if k in known})

@@ -41,7 +41,7 @@ from quickstart_run import fill
 from rich.console import Console
 
 from shoprel.eval.table import metrics_table
-from shoprel.io import jsonable, write_json
+from shoprel.io import jsonable, read_json, write_json
 from shoprel.pipeline.config import load_pipeline_config
 from shoprel.teacher import sft
 from shoprel.teacher.select import read_selection
@@ -99,7 +99,7 @@ def baseline_row(
     """The judge's SFT stage alone on ``pairs``, with its dev metrics (reused when finished)."""
     done = out / "ablation_row.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        return read_json(done)
     started = time.perf_counter()
     sft.run(cfg, data._replace(pairs=pairs), out)
     seconds = round(time.perf_counter() - started, 1)
@@ -162,7 +162,7 @@ def make_config(args: argparse.Namespace) -> TeacherTrainConfig:
 def start_afresh_if_changed(out: Path, settings: dict[str, Any]) -> None:
     """Reuse ``out`` only for the settings it was made with (recorded there); else clear it."""
     record = out / "settings.json"
-    same = record.is_file() and json.loads(record.read_text()) == jsonable(settings)
+    same = record.is_file() and read_json(record) == jsonable(settings)
     if not same and out.exists():
         shutil.rmtree(out)
     write_json(settings, record)
@@ -179,7 +179,7 @@ def main() -> None:
     start_afresh_if_changed(args.out, {"config": asdict(cfg), "data": str(args.data)})
     lref_dir = args.lref_dir or args.out / "lref"
     train_teacher(cfg, args.data, lref_dir, resume=True)
-    summary = json.loads((lref_dir / SUMMARY_FILE).read_text())
+    summary = read_json(lref_dir / SUMMARY_FILE)
     found = read_selection(lref_dir / "select")
     assert found is not None, "the LREF run left no selection"
     report = found[1]

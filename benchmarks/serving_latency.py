@@ -45,6 +45,7 @@ from rich.table import Table
 from shoprel.data.schema import GradeScale
 from shoprel.data.splits import read_split
 from shoprel.devices import read_cpuinfo
+from shoprel.io import read_json
 from shoprel.serve.onnx_scorer import FP32_FILE, INT8_FILE, META_FILE, load_session, load_tokenizer
 from shoprel.serve.reranker import Reranker
 from shoprel.student.scorer import item_texts
@@ -172,7 +173,7 @@ def load_methods(args: argparse.Namespace) -> dict[str, Rerank]:
     fp32 = Reranker.load(args.export, onnx_file=FP32_FILE, **options)
     if args.threads:
         torch.set_num_threads(args.threads)
-    meta = json.loads((args.export / META_FILE).read_text())
+    meta = read_json(args.export / META_FILE)
     model = CrossEncoder(str(args.cross_encoder), max_length=meta["max_length"])
     sigmoid = meta.get("activation", "sigmoid") == "sigmoid"
     activation = torch.nn.Sigmoid() if sigmoid else torch.nn.Identity()
@@ -259,8 +260,8 @@ def rerank_ops(
 ) -> dict[int, float]:
     """Mean operations (2 per multiply-add) the encoder needs for one rerank of each size."""
     config_dir = export if (export / "config.json").is_file() else cross_encoder
-    config = json.loads((config_dir / "config.json").read_text())
-    meta = json.loads((export / META_FILE).read_text())
+    config = read_json(config_dir / "config.json")
+    meta = read_json(export / META_FILE)
     h, inner, layers = (
         config["hidden_size"],
         config["intermediate_size"],
@@ -371,7 +372,7 @@ def main() -> None:
                 summary[f"{name}_p50_ms_{size}"] / summary[f"int8_p50_ms_{size}"], 3
             )
         summary[f"gops_per_rerank_{size}"] = round(ops[size] / 1e9, 3)
-    activation = json.loads((export / META_FILE).read_text()).get("activation", "sigmoid")
+    activation = read_json(export / META_FILE).get("activation", "sigmoid")
     summary |= agreement(methods, *work[100][0], scale, activation)
     summary["st_onnx_int8"] = args.st_onnx_note
     summary.setdefault("st_onnx_int8_p50_ms_100", None)

@@ -42,7 +42,7 @@ from shoprel.data.splits import read_split
 from shoprel.devices import cpu_name
 from shoprel.eval import plots
 from shoprel.eval.metrics import ranking_metrics
-from shoprel.io import write_json
+from shoprel.io import read_json, write_json
 from shoprel.pipeline.stages import DISTILLED, LABEL_ONLY
 from shoprel.serve.export import ExportConfig, GateError, export_onnx
 from shoprel.serve.latency import rerank_latency
@@ -61,7 +61,7 @@ def measured_members(run: Path) -> dict[str, Path]:
     recorded it (the teacher's member, where the pipeline took that instead of training it)."""
     found = {name: run / where for name, where in MEASURED_MEMBERS.items()}
     record = run / "stages" / "student.json"
-    students = json.loads(record.read_text())["result"] if record.is_file() else {}
+    students = read_json(record)["result"] if record.is_file() else {}
     if LABEL_ONLY in students and DISTILLED in students:
         recorded_run = Path(students[DISTILLED]).parent  # the run dir as the pipeline named it
         found[LABEL_ONLY] = run / Path(students[LABEL_ONLY]).relative_to(recorded_run)
@@ -157,7 +157,7 @@ def export(args: argparse.Namespace, model: Path) -> Path:
 
 def model_shape(model: Path) -> dict[str, int]:
     """``layers`` and ``ffn_width`` (feed-forward units) of a cross-encoder dir or export."""
-    config = json.loads((model / "config.json").read_text())
+    config = read_json(model / "config.json")
     return {"layers": config["num_hidden_layers"], "ffn_width": config["intermediate_size"]}
 
 
@@ -185,7 +185,7 @@ def main() -> None:
     for name, where in extra.items():
         timed[name] = where
         points[name] = model_shape(where) | test_metrics(where, test, scale)
-    known = json.loads(args.models.read_text())["models"] if args.models else {}
+    known = read_json(args.models)["models"] if args.models else {}
     members = measured_members(run) if run is not None else {}
     for name, found in known.items():
         points[name] = {
