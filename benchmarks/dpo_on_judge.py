@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields, replace
+import shutil
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,13 @@ from rich.console import Console
 from shoprel.config import from_dict
 from shoprel.data.splits import dev_sample, read_split, sample_pairs
 from shoprel.eval.table import metrics_table
-from shoprel.io import read_json
+from shoprel.io import jsonable, read_json, write_json
 from shoprel.teacher import dpo
 from shoprel.teacher.config import DpoConfig, TeacherTrainConfig
 from shoprel.teacher.model import META_FILE
 from shoprel.teacher.stage_io import StageData, read_stage_metrics
+
+SETTINGS_FILE = "benchmark_settings.json"
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "dpo": {},
@@ -102,6 +105,22 @@ def judge_config(judge: Path) -> TeacherTrainConfig:
         return cfg
 
 
+def variant_settings(args: argparse.Namespace, dpo_cfg: DpoConfig, data: StageData) -> Any:
+    """What a variant's finished run was made from: the judge (its dir and when its meta was
+    written), the data, the variant's DPO settings and the sizes of its pool and dev pairs."""
+    meta = args.judge / META_FILE
+    return jsonable(
+        {
+            "judge": str(args.judge.resolve()),
+            "judge_meta_mtime_ns": meta.stat().st_mtime_ns,
+            "data": str(args.data.resolve()),
+            "dpo": asdict(dpo_cfg),
+            "pool_pairs": len(data.pairs),
+            "dev_pairs": len(data.dev),
+        }
+    )
+
+
 def main() -> None:
     args = parse_args()
     cfg = judge_config(args.judge)
@@ -115,8 +134,12 @@ def main() -> None:
     for name, keywords in args.variants.items():
         out = args.out / name.replace(" ", "-").replace("+", "and")
         dpo_cfg = variant_config(keywords, args)
-        if read_stage_metrics(out) is None:
+        settings = variant_settings(args, dpo_cfg, data)
+        stamp = out / SETTINGS_FILE
+        if read_stage_metrics(out) is None or not stamp.is_file() or read_json(stamp) != settings:
+            shutil.rmtree(out, ignore_errors=True)  # another judge, data or variant: run again
             dpo.run(replace(cfg, dpo=dpo_cfg), data, out)
+            write_json(settings, stamp)
         record = read_stage_metrics(out)
         rows.setdefault("start", {k: record["before"]["direct"][k] for k in SHOWN})
         tuned = record.get("tuned_dev") or record["after"]["direct"]

@@ -9,11 +9,11 @@ pairs of the file (whole queries first, as ``shoprel label`` orders them) and la
 times into fresh dirs with ``label_pairs``: the local backend, then Ray with 1 and 2 actors
 (each with cores/actors threads). Ray is started once before its runs; that start is reported
 apart. What scale-out depends on is measured apart from the core count: one local worker on one
-thread (``local1``) against two single-thread Ray actors (``ray2_1thread``); their ratio is the
-per-core efficiency (2.0 is perfect), and Ray's fixed cost per shard is ray1's extra seconds over
-the local run, per shard. Each figure is pairs / wall seconds of one ``label_pairs`` call, teacher
-loading included (the local run loads it once, every Ray actor loads its own). The outputs must
-agree.
+thread (``local1``) against two single-thread Ray actors (``ray2_1thread``); their ratio over 2
+is the per-core efficiency (1.0 is perfect), and Ray's fixed cost per shard is ray1's extra
+seconds over the local run, per shard. Each figure is pairs / wall seconds of one
+``label_pairs`` call, teacher loading included (the local run loads it once, every Ray actor
+loads its own). The outputs must agree.
 Prints a table, then one JSON object (the last line). With CUDA present it adds the local
 backend's pairs per GPU-hour, to size a cluster.
 """
@@ -71,9 +71,11 @@ def main() -> None:
         print(f"{args.pairs} holds {len(pairs)} pairs, fewer than --n {args.n}: labeling those")
         args.n = len(pairs)
     pairs.to_parquet(sample, index=False)
-    runs = {"local": timed_run(args, sample, "local", LabelConfig(shard_size=args.shard_size))}
     import ray
+    import sentence_transformers  # noqa: F401  (imported before any timed run, not inside the first)
     import torch
+
+    runs = {"local": timed_run(args, sample, "local", LabelConfig(shard_size=args.shard_size))}
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the local backend scores in this process

@@ -50,6 +50,7 @@ from shoprel.teacher.train import (
     HEADLINE,
     SUMMARY_FILE,
     TeacherTrainConfig,
+    config_for_this_machine,
     lref_splits,
     train_teacher,
 )
@@ -67,13 +68,17 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--aux-base", default="", help="base of IM/CI/MS ('' = --base)")
     parser.add_argument("--select-frac", type=float, default=0.1)
     parser.add_argument("--aux-frac", type=float, default=0.3)
-    parser.add_argument("--max-train-pairs", type=int, default=6000, help="the pool (0: all)")
-    parser.add_argument("--max-dev-pairs", type=int, default=1000)
+    parser.add_argument(
+        "--max-train-pairs", type=int, default=None, help="the pool (0: all; 6000, quick 200)"
+    )
+    parser.add_argument("--max-dev-pairs", type=int, default=None, help="1000 (quick: 80)")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--cot", default="ee,ra,dr", help="Multi-CoT kinds ('' = no CoT stage)")
-    parser.add_argument("--cot-max-pairs", type=int, default=300, help="train pairs per CoT kind")
+    parser.add_argument(
+        "--cot-max-pairs", type=int, default=None, help="train pairs per CoT kind (300, quick 12)"
+    )
     parser.add_argument("--dpo", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -170,11 +175,15 @@ def start_afresh_if_changed(out: Path, settings: dict[str, Any]) -> None:
 
 def main() -> None:
     args = make_parser().parse_args()
+    sizes = {"max_train_pairs": (6000, 200), "max_dev_pairs": (1000, 80)}
+    sizes["cot_max_pairs"] = (300, 12)
+    for key, (full, quick) in sizes.items():  # where not given
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else full)
     if args.quick:
-        args.max_train_pairs, args.max_dev_pairs, args.cot_max_pairs = 200, 80, 12
         args.aux_base = args.aux_base or "minilm-l6"
     fill(args, data="data")
-    cfg = make_config(args)
+    cfg = config_for_this_machine(make_config(args))  # its fp32 keys, as the LREF run has them
     console = Console()
     start_afresh_if_changed(args.out, {"config": asdict(cfg), "data": str(args.data)})
     lref_dir = args.lref_dir or args.out / "lref"

@@ -86,9 +86,11 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated N or NxW: N layers, feed-forward W wide (2,3,4,6; quick: 2)",
     )
     parser.add_argument("--base", default="minilm-l6")
-    parser.add_argument("--max-train-pairs", type=int, default=0, help="train-split pairs (0: all)")
+    parser.add_argument(
+        "--max-train-pairs", type=int, default=None, help="train-split pairs (0: all; quick: 2000)"
+    )
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=15, help="latency rounds (quick: 5)")
+    parser.add_argument("--rounds", type=int, default=None, help="latency rounds (15; quick: 5)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-frontier"))
     parser.add_argument(
         "--quick",
@@ -107,9 +109,10 @@ def parse_args() -> argparse.Namespace:
         args.layers = [parse_shape(shape) for shape in layers.split(",")]
     except ValueError:
         parser.error(f"--layers: expected N or NxW, comma-separated, got {layers!r}")
-    if args.quick:
-        args.max_train_pairs = args.max_train_pairs or 2000
-        args.rounds = min(args.rounds, 5)
+    if args.max_train_pairs is None:  # the quick sizes, where not given
+        args.max_train_pairs = 2000 if args.quick else 0
+    if args.rounds is None:
+        args.rounds = 5 if args.quick else 15
     return args
 
 

@@ -210,7 +210,7 @@ def run_methods(
     runs = {name: {"seconds": 0.0, "pairs": 0, "load_1m": 0.0, "out": []} for name in methods}
     generated = np.zeros(len(pairs), dtype=bool)
     for part in split_queries(pairs, rounds):
-        share = part.head(round(n_generate * len(part) / len(pairs)))
+        share = part.head(max(1, round(n_generate * len(part) / len(pairs))) if n_generate else 0)
         generated[share.index] = True
         for name, method in methods.items():
             chunk = share if name == "generate" else part
