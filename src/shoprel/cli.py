@@ -619,6 +619,8 @@ def main() -> None:
         format="%(message)s",
         handlers=[RichHandler(logging.INFO, console=err_console, show_path=False)],
     )
+    from rich.markup import escape
+
     from shoprel.data.readers import DataError
     from shoprel.pipeline.runner import StageError
     from shoprel.teacher.config import EndpointError
@@ -626,10 +628,10 @@ def main() -> None:
     try:
         app()
     except (StageError, EndpointError) as error:
-        err_console.print(f"[bold red]error:[/] {error}")
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}")
         sys.exit(3)
     except (DataError, ValueError, ImportError, OSError) as error:  # OSError: an unwritable --out
-        err_console.print(f"[bold red]error:[/] {error}")
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}")
         sys.exit(2)
 
 

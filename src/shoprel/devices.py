@@ -92,7 +92,7 @@ def pick_dtype(device: torch.device) -> torch.dtype:
             raise ValueError(f"{DTYPE_ENV}={forced!r}: expected one of {', '.join(DTYPES)}")
         return DTYPES[forced]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return torch.bfloat16 if cuda_has_bf16() else torch.float32
     if device.type != "cpu" or not cpu_has_bf16():
         return torch.float32
     speedup = cpu_bf16_speedup()
@@ -113,4 +113,5 @@ def _log_cpu_choice(speedup: float, dtype: torch.dtype) -> None:
 
 def cuda_has_bf16() -> bool:
     """True on a CUDA device with bf16 (mixed-precision training of the student)."""
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    # not emulated: a T4 or V100 "supports" bf16 by emulation, slower than fp32
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)

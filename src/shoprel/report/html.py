@@ -227,5 +227,5 @@ def build_report(run: str | Path, name: str | None = None) -> Path:
     )
     path = run / "report.html"
     with atomic_path(path) as tmp:
-        tmp.write_text(page)
+        tmp.write_text(page, encoding="utf-8")
     return path
