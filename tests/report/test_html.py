@@ -1,3 +1,5 @@
+import pytest
+
 from shoprel.eval.table import COLUMNS
 from shoprel.report.html import metric_rows
 
@@ -60,3 +62,44 @@ def test_lref_notes_name_the_kinds_and_a_guard_that_kept_the_start(tmp_path) -> 
         "Multi-CoT guard: 100% of dev predictions are 'exact' (> 90%); the judge after Multi-CoT "
         "is the judge it started from."
     )
+
+
+def test_a_baselines_curve_uses_the_dev_fitted_map_its_metrics_used(tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from shoprel.data.schema import get_scale
+    from shoprel.eval.evaluate import evaluate_scores, predicted_labels
+    from shoprel.report.html import _dev_fit
+
+    scale = get_scale("homedepot")
+    rng = np.random.default_rng(0)
+
+    def split(n: int, prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        labels = rng.choice([1.0, 2.0, 3.0], size=n)
+        pairs = pd.DataFrame(
+            {
+                "pair_id": [f"{prefix}{i}" for i in range(n)],
+                "query_id": [f"q{i % 8}" for i in range(n)],
+                "label": labels,
+            }
+        )
+        scores = pd.DataFrame(
+            {"pair_id": pairs["pair_id"], "score": 10 * labels + rng.normal(size=n)}
+        )
+        return pairs, scores
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "scores").mkdir()
+    dev_pairs, dev_scores = split(64, "d")
+    test_pairs, test_scores = split(64, "t")
+    dev_pairs.to_parquet(tmp_path / "data" / "dev.parquet")
+    dev_scores.to_parquet(tmp_path / "scores" / "bm25.dev.parquet")
+    metrics = evaluate_scores(test_pairs, test_scores, scale, (dev_pairs, dev_scores))
+    assert metrics["label_map"] == "linear, fitted on dev"
+    dev = _dev_fit(tmp_path, "bm25", metrics)
+    predicted, _, how = predicted_labels(test_pairs, test_scores, scale, dev)
+    assert how == "linear, fitted on dev"
+    rmse = float(np.sqrt(np.mean((predicted - test_pairs["label"]) ** 2)))
+    assert rmse == pytest.approx(metrics["rmse"], abs=1e-6)
+    assert _dev_fit(tmp_path, "bm25", {"label_map": "linear, cross-fitted by query"}) is None

@@ -53,8 +53,9 @@ figcaption { font-size: 12px; color: #555; max-width: 600px; }
 {% for cell in cells %}<td class="{{ cell.css }}">{{ cell.text }}</td>{% endfor %}</tr>
 {% endfor %}</table>
 <p>Pairwise accuracy, AUC and NDCG use the raw scores; RMSE, macro-F1, accuracy and over-recall
-use the grade distribution where a model has one, else a linear map of its score cross-fitted by
-query. Best value per column in bold; none where every model ties.</p>
+use the grade distribution where a model has one, else a linear map of its score: fitted on its
+dev scores for the baselines, cross-fitted by query for the others. Best value per column in bold;
+none where every model ties.</p>
 <h2>Plots</h2>
 {% for fig in figures %}<figure id="{{ fig.id }}"><img alt="{{ fig.caption }}"
  src="data:image/png;base64,{{ fig.png }}"><figcaption>{{ fig.caption }}</figcaption></figure>
@@ -119,7 +120,8 @@ def _model_figures(run: Path, evaluation: dict[str, Any], pairs: pd.DataFrame, s
     focus = evaluation.get("focus") or list(evaluation["scores"])[-2:]
     for name, path in evaluation["scores"].items():
         scores = align_scores(pairs, pd.read_parquet(run / path), path)
-        predicted, probs, _ = predicted_labels(pairs, scores, scale)
+        dev = _dev_fit(run, name, evaluation["models"].get(name, {}))
+        predicted, probs, _ = predicted_labels(pairs, scores, scale, dev)
         curves[name] = plots.label_reliability(predicted, labels, scale)
         if name not in focus:
             continue
@@ -134,6 +136,18 @@ def _model_figures(run: Path, evaluation: dict[str, Any], pairs: pd.DataFrame, s
     title = f"reliability on {evaluation['split']}"
     figures.insert(0, _encoded(plots.reliability_figure(curves, title), "reliability", title))
     return figures
+
+
+def _dev_fit(
+    run: Path, name: str, metrics: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The dev pairs and scores a model's label map was fitted on, where the metrics say it was
+    (the baselines), so that its reliability curve uses the table's map."""
+    dev_scores = run / "scores" / f"{name}.dev.parquet"
+    if metrics.get("label_map") != "linear, fitted on dev" or not dev_scores.is_file():
+        return None
+    dev_pairs = pd.read_parquet(run / "data" / "dev.parquet")
+    return dev_pairs, align_scores(dev_pairs, pd.read_parquet(dev_scores), str(dev_scores))
 
 
 def _optional_figures(run: Path) -> tuple[list[dict[str, str]], list[str]]:
