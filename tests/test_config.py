@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from shoprel.config import from_dict, load_config
+from shoprel.config import from_dict
 from shoprel.pipeline.config import load_pipeline_config
 
 
@@ -63,27 +63,27 @@ def test_a_value_of_the_wrong_type_names_the_file_and_key(values: dict, message:
         from_dict(Outer, values, "run.yaml")
 
 
-def test_a_pipeline_file_with_an_empty_name_or_one_input_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name:\ndata: {source: demo}\n", r"shop\.yaml\.name: expected text, got nothing"),
+        ("label: {shard_size: 0}\n", r"shop\.yaml\.label: .*shard_size"),  # the field's own check
+        ("1: a\nfoo: b\n", r"shop\.yaml: unknown key\(s\) \['1', 'foo'\]"),  # not a crash
+    ],
+)
+def test_a_bad_pipeline_file_names_itself_and_the_key(
+    tmp_path: Path, text: str, message: str
+) -> None:
     path = tmp_path / "shop.yaml"
-    path.write_text("name:\ndata: {source: demo}\n")
-    with pytest.raises(ValueError, match=r"shop\.yaml\.name: expected text, got nothing"):
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
         load_pipeline_config(path)
+
+
+def test_one_input_file_is_a_list_of_one(tmp_path: Path) -> None:
+    path = tmp_path / "shop.yaml"
     path.write_text("name: shop\ndata: {source: homedepot, inputs: data/train.csv}\n")
     assert load_pipeline_config(path).data.inputs == [Path("data/train.csv")]
-
-
-def test_a_fields_own_check_names_the_file_and_section(tmp_path: Path) -> None:
-    path = tmp_path / "shop.yaml"
-    path.write_text("label: {shard_size: 0}\n")
-    with pytest.raises(ValueError, match=r"shop\.yaml\.label: .*shard_size"):
-        load_pipeline_config(path)
-
-
-def test_number_keys_beside_text_keys_are_reported_not_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "inner.yaml"
-    path.write_text("1: a\nfoo: b\n")
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['1', 'foo'\]"):
-        load_config(Inner, path, {})
 
 
 def test_the_cli_prints_brackets_in_an_error_as_they_are(
