@@ -16,7 +16,6 @@ T = TypeVar("T")
 def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
     """Build dataclass ``cls`` from ``values``; nested dataclass fields take nested mappings."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = field_hints(cls)
     unknown = sorted(map(str, set(values) - set(fields)))
     if unknown:
         moved = getattr(cls, "MOVED_KEYS", {})
@@ -24,7 +23,7 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
         raise ValueError(
             f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}{hints}"
         )
-    kwargs = {}
+    hints, kwargs = field_hints(cls), {}
     for name, value in values.items():
         default = cls.__dataclass_fields__[name].default_factory  # type: ignore[attr-defined]
         nested = default() if callable(default) else None
