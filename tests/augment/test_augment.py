@@ -12,6 +12,7 @@ from shoprel.augment.candidates import AugmentConfig, DenseIndex, augment, read_
 from shoprel.augment.guard import LeakageGuard, near_duplicate_rate, query_key
 from shoprel.augment.synthetic import facets, template_query
 from shoprel.data.prepare import PrepareConfig, prepare
+from shoprel.data.readers import DataError
 
 
 def test_query_key_joins_spellings_and_plurals() -> None:
@@ -29,6 +30,31 @@ def test_guard_refuses_held_out_queries_and_their_near_duplicates() -> None:
     assert not guard.allows("the of")  # empty key: nothing to match on
     assert guard.allows("deck stain")
     assert guard.refused == 3
+
+
+def test_accents_and_other_scripts_make_keys_too() -> None:
+    assert query_key("Silla niño") == query_key("silla nino")
+    assert query_key("Café tables") == query_key("cafe table")
+    assert query_key("ドリル 18v") == "18v ドリル"  # not empty: it can be matched
+    assert not LeakageGuard(["silla niño"]).allows("Silla Nino")
+
+
+def test_train_queries_all_refused_or_none_give_no_queries_not_a_crash() -> None:
+    from shoprel.augment.candidates import train_queries
+
+    train = pd.DataFrame({"query_id": ["q1", "q2"], "query": ["deck screw", "door hinges"]})
+    guard = LeakageGuard(["deck screws", "door hinge"])
+    assert train_queries({"train": train}, guard, AugmentConfig()).empty
+    assert train_queries({"train": train.iloc[:0]}, guard, AugmentConfig()).empty
+
+
+def test_data_without_held_out_splits_is_refused(demo_data: Path, tmp_path: Path) -> None:
+    data = tmp_path / "train-only"
+    data.mkdir()
+    for name in ("train.parquet", "card.json"):
+        (data / name).write_bytes((demo_data / name).read_bytes())
+    with pytest.raises(DataError, match=r"train-only: no dev or test split"):
+        augment(AugmentConfig(), data, tmp_path / "out", None)
 
 
 def test_near_duplicate_rate() -> None:

@@ -39,6 +39,11 @@ def test_missing_file_or_column_names_the_file(
     write_parquet(frame.assign(score="high"), tmp_path / "text" / LABELS_FILE)
     with pytest.raises(DataError, match=r"labels.parquet: \d+ score\(s\) are not finite"):
         read_teacher_labels([tmp_path / "text"])
+    whole = pd.read_parquet(label_dirs[1] / LABELS_FILE)
+    whole.loc[2, "query"] = None
+    write_parquet(whole, tmp_path / "noquery" / LABELS_FILE)
+    with pytest.raises(DataError, match=r"labels.parquet, row 3: 1 pair\(s\) without a query"):
+        read_teacher_labels([tmp_path / "noquery"])
 
 
 def test_repeated_pair_ids_keep_the_first_dir(

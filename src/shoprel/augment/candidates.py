@@ -232,7 +232,8 @@ def synthetic_pairs(
     written = template_queries(catalog, cfg.synthetic_queries, cfg.seed)
     written["query_id"] = written["query"].map(make_query_id)
     written = written[~written["query_id"].isin(known_queries)]
-    written = written[written["query"].map(guard.allows)].drop_duplicates("query_id")
+    written = written[written["query"].map(guard.allows).astype(bool)]  # empty: still a mask
+    written = written.drop_duplicates("query_id")
     queries = written[["query_id", "query"]].reset_index(drop=True)
     own = written[["query_id", "product_id"]]
     sub = AugmentConfig(bm25_k=cfg.synthetic_k, dense_k=cfg.synthetic_k, random_k=0, seed=cfg.seed)
@@ -248,7 +249,7 @@ def train_queries(
     queries = splits["train"][["query_id", "query"]].drop_duplicates("query_id")
     if cfg.max_queries and len(queries) > cfg.max_queries:
         queries = queries.sample(n=cfg.max_queries, random_state=cfg.seed)
-    return queries[queries["query"].map(guard.allows)].reset_index(drop=True)
+    return queries[queries["query"].map(guard.allows).astype(bool)].reset_index(drop=True)
 
 
 def augment(
@@ -260,7 +261,13 @@ def augment(
     rejects: list[dict[str, Any]] = []
     catalog = read_catalog(splits, catalog_file, rejects)
     write_jsonl(rejects, out / CATALOG_REJECTS)
-    held_out = pd.concat([f["query"] for s, f in splits.items() if s != "train"])
+    held_out_splits = [f["query"] for s, f in splits.items() if s != "train"]
+    if not held_out_splits:
+        raise DataError(
+            f"{data_dir}: no dev or test split, so the leakage guard would guard nothing; "
+            "prepare the data with held-out splits"
+        )
+    held_out = pd.concat(held_out_splits)
     guard = LeakageGuard(held_out)
     labeled = set(pd.concat([f["pair_id"] for f in splits.values()]))
     indexes = _build_indexes(catalog, cfg)

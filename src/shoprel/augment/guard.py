@@ -1,16 +1,18 @@
 """Query keys for the leakage guard: two queries with one key are near-duplicates.
 
-The key lower-cases, keeps letters and digits, drops a plural ``s`` and stop words, and sorts the
-distinct words: "Decks over", "deck-over" and "over the deck" share one key. A query of the
+The key folds case and accents ("Niño" is "nino"), keeps letters and digits of any script, drops a
+plural ``s`` and stop words, and sorts the distinct words: "Decks over", "deck-over" and "over the
+deck" share one key. A query of the
 augmented set must not share a key with any dev or test query.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
-_WORD = re.compile(r"[a-z0-9]+(?:[./][0-9]+)?")
+_WORD = re.compile(r"[^\W_]+(?:[./][0-9]+)?")  # letters and digits of any script
 _STOP = frozenset({"a", "an", "and", "for", "in", "of", "on", "the", "to", "with", "x"})
 
 
@@ -24,8 +26,18 @@ def _stem(word: str) -> str:
 
 def query_key(query: str) -> str:
     """The near-duplicate key of a query (empty for a query of stop words only)."""
-    words = {_stem(w) for w in _WORD.findall(query.lower()) if w not in _STOP}
+    words = {_stem(w) for w in _WORD.findall(_folded(query)) if w not in _STOP}
     return " ".join(sorted(words))
+
+
+def _folded(text: str) -> str:
+    """``text`` case-folded, with the accents of Latin letters dropped ("é" is "e"); the marks of
+    other scripts stay (Japanese "ド" is not "ト")."""
+    kept: list[str] = []
+    for char in unicodedata.normalize("NFKD", text):
+        if not (unicodedata.combining(char) and kept and kept[-1].isascii()):
+            kept.append(char)
+    return unicodedata.normalize("NFC", "".join(kept)).casefold()
 
 
 class LeakageGuard:

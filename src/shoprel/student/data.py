@@ -57,6 +57,14 @@ def _read_label_file(path: Path) -> pd.DataFrame:
             f"e.g. pair {frame['pair_id'][bad].iloc[0]!r}"
         )
     frame = frame.assign(score=score.astype(float))
+    for column in ("pair_id", "query_id", "query", "title"):
+        empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if empty.any():
+            row = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataError(
+                f"{path}, row {row + 1}: {int(empty.sum())} pair(s) without a {column}, "
+                f"e.g. pair {frame['pair_id'].iloc[row]!r}"
+            )
     for column in OPTIONAL_COLUMNS:
         frame[column] = frame[column].fillna("") if column in frame else ""
     return frame[REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
