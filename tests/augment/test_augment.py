@@ -151,6 +151,7 @@ def test_extra_catalog_file_adds_products(demo_data: Path, tmp_path: Path) -> No
     extra = tmp_path / "more.csv"
     extra.write_text(
         "product_id,title,brand\nX1,Cordless  Drill 20V,Acme\nX2,,Acme\n,Saw,Acme\nX3,Saw,A,b\n"
+        "X1,Corded Drill,Acme\n"
     )
     rejects: list[dict] = []
     catalog = read_catalog({"train": pd.read_parquet(demo_data / "train.parquet")}, extra, rejects)
@@ -160,6 +161,7 @@ def test_extra_catalog_file_adds_products(demo_data: Path, tmp_path: Path) -> No
         (3, "empty_title"),
         (4, "empty_product_id"),
         (5, "malformed_row"),
+        (6, "duplicate_product_id"),  # the first row of X1 is the product
     ]
     bad = tmp_path / "bad.csv"
     bad.write_text("sku,name\n1,Drill\n")

@@ -105,6 +105,10 @@ def read_products(path: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     for column in ["product_id", *TEXT_FIELDS]:
         products[column] = products.get(column, pd.Series("", index=products.index)).map(one_line)
     problems = {i: row_problem(row, ("title", "product_id")) for i, row in products.iterrows()}
+    usable = [i for i, (why, _) in problems.items() if why is None]
+    repeated = products.loc[usable, "product_id"].duplicated()  # the first row of an id is kept
+    for i in repeated[repeated].index:
+        problems[i] = ("duplicate_product_id", f"product_id {products.at[i, 'product_id']!r}")
     rejects = [
         {"file": str(path), "line": int(products.at[i, LINE]), "reason": why, "detail": detail}
         for i, (why, detail) in problems.items()
