@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from quickstart_run import artifact, fill
+from quickstart_run import artifact, fill, fill_sizes
 from rich.console import Console
 from rich.table import Table
 
@@ -77,9 +77,7 @@ def parse_sizes(parser: argparse.ArgumentParser, sizes: dict, quick: dict) -> ar
     not given are the quickstart run's."""
     parser.add_argument("--quick", action="store_true", help=f"sizes not given: {quick}")
     args = parser.parse_args()
-    for key, value in (quick if args.quick else sizes).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_sizes(args, sizes, quick)
     fill(args, data="data", labels_train="labels_train", labels_aug="labels_aug")
     return args
 

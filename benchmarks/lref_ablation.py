@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from quickstart_run import fill
+from quickstart_run import fill, fill_sizes
 from rich.console import Console
 
 from shoprel.eval.table import metrics_table
@@ -58,6 +58,8 @@ from shoprel.teacher.train import (
 QUICK_COT = {"eval_pairs": 8}  # dev pairs scored in cot mode (generation is the slow part)
 QUICK_DPO = {"max_pool_pairs": 64, "mode": "direct"}
 STAGE_ROWS = {"sft": "SFT, LREF-selected pairs", "cot": "+ Multi-CoT", "dpo": "+ DPO"}
+SIZES = {"max_train_pairs": 6000, "max_dev_pairs": 1000, "cot_max_pairs": 300}
+QUICK_SIZES = {"max_train_pairs": 200, "max_dev_pairs": 80, "cot_max_pairs": 12}
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -175,11 +177,7 @@ def start_afresh_if_changed(out: Path, settings: dict[str, Any]) -> None:
 
 def main() -> None:
     args = make_parser().parse_args()
-    sizes = {"max_train_pairs": (6000, 200), "max_dev_pairs": (1000, 80)}
-    sizes["cot_max_pairs"] = (300, 12)
-    for key, (full, quick) in sizes.items():  # where not given
-        if getattr(args, key) is None:
-            setattr(args, key, quick if args.quick else full)
+    fill_sizes(args, SIZES, QUICK_SIZES)
     if args.quick:
         args.aux_base = args.aux_base or "minilm-l6"
     fill(args, data="data")

@@ -31,6 +31,14 @@ def artifact(key: str) -> Path:
     return path
 
 
+def fill_sizes(args: argparse.Namespace, full: dict, quick: dict) -> None:
+    """Each size in ``args`` still ``None`` set from ``quick`` (with ``--quick``) or ``full``:
+    ``--quick`` never overrides a size given on the command line."""
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def fill(args: argparse.Namespace, **keys: str) -> None:
     """Each ``args`` attribute still ``None`` set to the quickstart run's ``keys[attribute]``."""
     for attribute, key in keys.items():

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from quickstart_run import RUN, fill
+from quickstart_run import RUN, fill, fill_sizes
 from rich.console import Console
 from rich.table import Table
 
@@ -109,10 +109,7 @@ def parse_args() -> argparse.Namespace:
         args.layers = [parse_shape(shape) for shape in layers.split(",")]
     except ValueError:
         parser.error(f"--layers: expected N or NxW, comma-separated, got {layers!r}")
-    if args.max_train_pairs is None:  # the quick sizes, where not given
-        args.max_train_pairs = 2000 if args.quick else 0
-    if args.rounds is None:
-        args.rounds = 5 if args.quick else 15
+    fill_sizes(args, {"max_train_pairs": 0, "rounds": 15}, {"max_train_pairs": 2000, "rounds": 5})
     return args
 
 

@@ -47,3 +47,16 @@ def test_a_missing_quickstart_run_says_to_make_the_demo(
     module = load_defaults(tmp_path / "none")
     with pytest.raises(SystemExit, match=r"data is missing: run `make demo`"):
         module.fill(argparse.Namespace(data=None), data="data")
+
+
+def test_quick_sizes_fill_only_what_was_not_given(
+    load_defaults: Callable[[Path], ModuleType], tmp_path: Path
+) -> None:
+    module = load_defaults(tmp_path)
+    full, quick = {"pairs": 6000, "rounds": 15}, {"pairs": 200, "rounds": 5}
+    args = argparse.Namespace(quick=True, pairs=0, rounds=None)  # 0 given: "all"
+    module.fill_sizes(args, full, quick)
+    assert (args.pairs, args.rounds) == (0, 5)
+    args = argparse.Namespace(quick=False, pairs=None, rounds=None)
+    module.fill_sizes(args, full, quick)
+    assert (args.pairs, args.rounds) == (6000, 15)
