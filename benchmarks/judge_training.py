@@ -1,16 +1,24 @@
-"""Judge training speed: LoRA with its default dropout against none, in the same run.
+"""Judge training speed: LoRA dropout against none, whole prompts against shared prefixes.
 
     python benchmarks/judge_training.py                  # SmolLM2-135M, quickstart train pairs
     python benchmarks/judge_training.py --quick
+    python benchmarks/judge_training.py --base gemma3-270m --fields brand
     python benchmarks/judge_training.py --base qwen2.5-coder-0.5b --data runs/hd/data
 
-(with ``HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python`` from the repository root). PEFT's LoRA
-drops out each adapted layer's input with a fresh random mask, seven masks per decoder layer,
-and on a CPU drawing a mask costs about as much as a small matmul. This times the SFT stage's
-training step (grade-logit forward, soft-target loss, backward, AdamW step) of one LoRA judge per
-``lora_dropout`` on the same batches of train pairs, in the dtype shoprel picks for the device;
-the settings take turns, one step each, after a warmup step. Prints a table, then one JSON
-object (the last line): pairs/s per setting and ``no_dropout_speedup``.
+(with ``HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python`` from the repository root). Times the
+SFT stage's training step (grade-logit forward, soft-target loss, backward, AdamW step) of one
+LoRA judge per setting on the same train pairs, in the dtype shoprel picks for the device; the
+settings take turns, one step each, after a warmup step:
+
+- ``lora_dropout 0.05, whole prompts``: PEFT's default dropout draws a fresh random mask for each
+  adapted layer's input, seven masks per decoder layer, each about the cost of a small matmul;
+- ``no dropout, whole prompts``: pairs in random batches, each prompt run whole;
+- ``no dropout, shared prefixes`` (``sft.share_prefix``, the default): the same pairs in batches of
+  few queries (:class:`~shoprel.teacher.grade_trainer.QueryGroupedSampler`), the prompt head and
+  each query run once a batch.
+
+Prints a table, then one JSON object (the last line): pairs/s per setting, ``no_dropout_speedup``
+and ``shared_prefix_speedup`` (shared prefixes over whole prompts, both without dropout).
 """
 
 from __future__ import annotations
@@ -34,9 +42,15 @@ from shoprel.data.splits import read_split
 from shoprel.devices import cpu_name, pick_device, pick_dtype
 from shoprel.models import resolve_model
 from shoprel.teacher.config import LORA_ARGS, TeacherTrainConfig
-from shoprel.teacher.grade_trainer import PadCollator, soft_target_loss, targets_for
+from shoprel.teacher.grade_trainer import (
+    PadCollator,
+    QueryGroupedSampler,
+    batch_grade_logits,
+    encode_pairs,
+    soft_target_loss,
+    targets_for,
+)
 from shoprel.teacher.judge_io import load_base, load_tokenizer
-from shoprel.teacher.model import grade_logits
 from shoprel.teacher.prompts import PromptBuilder, PromptConfig
 from shoprel.teacher.scorer import set_cpu_threads
 
@@ -58,25 +72,44 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+DROPOUT = f"lora_dropout {DEFAULT_DROPOUT:g}, whole prompts"
+WHOLE = "no dropout, whole prompts"
+SHARED = "no dropout, shared prefixes"
+JSON_KEYS = {
+    DROPOUT: f"lora_dropout_{DEFAULT_DROPOUT:g}",
+    WHOLE: "lora_dropout_0",
+    SHARED: "shared_prefix",
+}
+
+
 def batches(
-    args: argparse.Namespace, pairs: pd.DataFrame, builder: PromptBuilder
+    args: argparse.Namespace, pairs: pd.DataFrame, builder: PromptBuilder, share: bool
 ) -> list[dict[str, torch.Tensor]]:
-    """``steps + 1`` batches of the first ``pairs`` (the first batch is the warmup)."""
-    pairs = pairs.head(args.batch_size * (args.steps + 1)).reset_index(drop=True)
+    """``steps + 1`` batches (the first is the warmup) of the same pairs, whole queries in the
+    order of the trainer's sampler: as they come (shared prefixes) or shuffled (whole prompts)."""
+    order = list(QueryGroupedSampler(pairs["query"].tolist(), seed=0))
+    pairs = pairs.iloc[order[: args.batch_size * (args.steps + 1)]].reset_index(drop=True)
+    if not share:
+        pairs = pairs.sample(frac=1.0, random_state=0).reset_index(drop=True)
     targets = targets_for(pairs, builder.scale, "soft")
-    rows = [
-        {"input_ids": builder.encode(row), "target": targets[i]}
-        for i, row in enumerate(pairs.to_dict("records"))
-    ]
+    encoded = encode_pairs(builder, pairs, 256, share)
+    rows = [{**e, "target": targets[i]} for i, e in enumerate(encoded)]
     collate = PadCollator(builder.tokenizer.pad_token_id)
     return [collate(rows[i : i + args.batch_size]) for i in range(0, len(rows), args.batch_size)]
 
 
+def run_tokens(batch: dict[str, torch.Tensor], head_ids: list[int]) -> int:
+    """The tokens a batch runs through the decoder, padding included."""
+    if "owner" not in batch:
+        return batch["input_ids"].numel()
+    return len(head_ids) + batch["query_ids"].numel() + batch["input_ids"].numel()
+
+
 def trainer_step(judge: dict[str, Any], batch: dict[str, torch.Tensor]) -> float:
     """One optimizer step on ``batch``; its seconds."""
-    model, optimizer, grade_ids = judge["model"], judge["optimizer"], judge["grade_ids"]
+    model, optimizer = judge["model"], judge["optimizer"]
     started = time.perf_counter()
-    logits = grade_logits(model, batch["input_ids"], batch["attention_mask"], grade_ids)
+    logits = batch_grade_logits(model, batch, judge["grade_ids"], judge["head_ids"])
     soft_target_loss(logits, batch["target"].to(logits.dtype)).backward()
     optimizer.step()
     optimizer.zero_grad()
@@ -87,16 +120,17 @@ def trainer_step(judge: dict[str, Any], batch: dict[str, torch.Tensor]) -> float
 
 def load_judges(path: Path, builder: PromptBuilder, device: torch.device) -> dict[str, Any]:
     judges = {}
-    for dropout in (DEFAULT_DROPOUT, 0.0):
+    for name, dropout in ((DROPOUT, DEFAULT_DROPOUT), (WHOLE, 0.0), (SHARED, 0.0)):
         set_seed(0)
         cfg = TeacherTrainConfig(peft={"lora_dropout": dropout})
         model = load_base(path, cfg, device, builder.grade_ids)
         model.train()
         trainable = [p for p in model.parameters() if p.requires_grad]
-        judges[f"lora_dropout {dropout:g}"] = {
+        judges[name] = {
             "model": model,
             "optimizer": torch.optim.AdamW(trainable, lr=1e-4),
             "grade_ids": torch.tensor(builder.grade_ids, device=device),
+            "head_ids": builder.head_ids,
             "seconds": [],
         }
     return judges
@@ -112,30 +146,38 @@ def main() -> None:
     pairs, scale = read_split(args.data, "train")
     prompt = PromptConfig(fields=args.fields) if args.fields is not None else PromptConfig()
     builder = PromptBuilder(tokenizer, scale, prompt)
-    data = [{k: v.to(device) for k, v in b.items()} for b in batches(args, pairs, builder)]
-    if len(data) < 2:
+    inputs = (args, pairs, builder)
+    data = {
+        share: [{k: v.to(device) for k, v in b.items()} for b in batches(*inputs, share)]
+        for share in (False, True)
+    }
+    if len(data[False]) < 2:
         raise SystemExit(f"{args.data}: too few train pairs for a warmup and a timed batch")
     judges = load_judges(path, builder, device)
     load_avg = os.getloadavg()[0]
-    for i, batch in enumerate(data):
-        for judge in judges.values():
-            seconds = trainer_step(judge, batch)
+    for i in range(len(data[False])):
+        for name, judge in judges.items():
+            seconds = trainer_step(judge, data[name == SHARED][i])
             if i:  # the first batch warms up
                 judge["seconds"].append(seconds)
-    timed_pairs = sum(len(b["input_ids"]) for b in data[1:])
+    timed_pairs = sum(len(b["target"]) for b in data[False][1:])
     rate = {name: timed_pairs / sum(j["seconds"]) for name, j in judges.items()}
-    tokens = float(np.mean([b["attention_mask"].sum().item() for b in data]))
+    tokens = {
+        share: float(np.mean([run_tokens(b, builder.head_ids) for b in data[share]]))
+        for share in (False, True)
+    }
     title = (
         f"Judge LoRA training, {args.base}, batch {args.batch_size} "
-        f"({tokens / args.batch_size:.0f} tokens a pair), {cpu_name()}"
+        f"({tokens[False] / args.batch_size:.0f} tokens a pair whole, "
+        f"{tokens[True] / args.batch_size:.0f} shared), {cpu_name()}"
     )
     table = Table(title=title)
     for column in ("setting", "pairs/s", "s a step", "× default"):
         table.add_column(column, justify="right")
-    default = rate[f"lora_dropout {DEFAULT_DROPOUT:g}"]
     for name, pairs_per_s in rate.items():
         step = np.mean(judges[name]["seconds"])
-        table.add_row(name, f"{pairs_per_s:.2f}", f"{step:.2f}", f"{pairs_per_s / default:.2f}")
+        speedup = pairs_per_s / rate[DROPOUT]
+        table.add_row(name, f"{pairs_per_s:.2f}", f"{step:.2f}", f"{speedup:.2f}")
     Console(width=160).print(table)
     summary = {
         "quick": args.quick,
@@ -144,12 +186,14 @@ def main() -> None:
         "dtype": str(pick_dtype(device)).removeprefix("torch."),
         "device": device.type,
         "batch_size": args.batch_size,
-        "timed_steps": len(data) - 1,
-        "tokens_per_pair": round(tokens / args.batch_size, 1),
+        "timed_steps": len(data[False]) - 1,
+        "tokens_per_pair": round(tokens[False] / args.batch_size, 1),
+        "shared_tokens_per_pair": round(tokens[True] / args.batch_size, 1),
         "torch_threads": torch.get_num_threads(),
         "load_avg_1m_at_start": round(load_avg, 2),
-        **{f"{name.replace(' ', '_')}_pairs_per_s": round(r, 3) for name, r in rate.items()},
-        "no_dropout_speedup": round(rate["lora_dropout 0"] / default, 3),
+        **{f"{JSON_KEYS[name]}_pairs_per_s": round(r, 3) for name, r in rate.items()},
+        "no_dropout_speedup": round(rate[WHOLE] / rate[DROPOUT], 3),
+        "shared_prefix_speedup": round(rate[SHARED] / rate[WHOLE], 3),
         "wall_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(summary))

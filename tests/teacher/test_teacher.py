@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from shoprel.data.schema import SCALES
-from shoprel.teacher.grade_trainer import soft_target_loss, targets_for
+from shoprel.teacher.grade_trainer import (
+    GradeTrainer,
+    PadCollator,
+    QueryGroupedSampler,
+    encode_pairs,
+    soft_target_loss,
+    targets_for,
+)
 from shoprel.teacher.prompts import PromptBuilder, PromptConfig, VerbalizerError
 from shoprel.teacher.scorer import TeacherScorer
 from shoprel.teacher.train import TeacherTrainConfig, train_teacher
@@ -384,3 +392,78 @@ def test_a_broken_meta_file_is_named(tmp_path: Path, text: str) -> None:
     (tmp_path / META_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="not a teacher saved by shoprel"):
         TeacherMeta.load(tmp_path)
+
+
+def batch_loss_and_grads(
+    model: torch.nn.Module, builder: PromptBuilder, pairs: pd.DataFrame, share: bool
+) -> tuple[float, dict[str, torch.Tensor]]:
+    encoded = encode_pairs(builder, pairs, 256, share)
+    targets = targets_for(pairs, ESCI, "soft")
+    rows = [{**e, "target": t} for e, t in zip(encoded, targets, strict=True)]
+    trainer = GradeTrainer.__new__(GradeTrainer)  # compute_loss needs only these
+    trainer.grade_ids = torch.tensor(builder.grade_ids)
+    trainer.head_ids = builder.head_ids
+    model.zero_grad()
+    loss = trainer.compute_loss(model, PadCollator(0)(rows))
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_shared_prefixes_give_the_loss_and_gradients_of_whole_prompts(
+    tiny_base: Path, demo_data: Path
+) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_base, dtype=torch.float32)
+    builder = PromptBuilder(
+        AutoTokenizer.from_pretrained(tiny_base), ESCI, PromptConfig(fields=["brand"])
+    )
+    pairs = pd.read_parquet(demo_data / "train.parquet")
+    groups = [group for _, group in pairs.groupby("query")][:3]
+    batch = pd.concat([group.head(n) for n, group in zip((5, 4, 2), groups, strict=True)])
+    assert batch["query"].nunique() == 3
+    plain_loss, plain = batch_loss_and_grads(model, builder, batch, share=False)
+    shared_loss, shared = batch_loss_and_grads(model, builder, batch, share=True)
+    assert shared_loss == pytest.approx(plain_loss, rel=1e-5)
+    for name, grad in plain.items():
+        assert torch.allclose(shared[name], grad, rtol=1e-4, atol=1e-6), name
+    assert max(g.abs().max().item() for g in plain.values()) > 0
+
+
+def test_the_sampler_keeps_a_querys_pairs_together_and_reshuffles_each_epoch() -> None:
+    queries = [f"q{i % 7}" for i in range(40)]
+    sampler = QueryGroupedSampler(queries, seed=3)
+    orders = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        assert sorted(order) == list(range(40))
+        runs = [queries[i] for i in order]
+        changes = sum(a != b for a, b in itertools.pairwise(runs))
+        assert changes == 6  # seven queries, each in one run
+        orders.append(order)
+    assert orders[0] == orders[2] and orders[0] != orders[1]
+
+
+def test_a_run_with_shared_prefixes_resumed_mid_epoch_is_the_same_run(
+    tiny_base: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config(tiny_base, max_dev_pairs=0)  # 8 steps an epoch, a checkpoint every 4
+    assert cfg.sft.share_prefix
+    whole = train_teacher(cfg, demo_data, tmp_path / "whole")
+    train_until_crash(cfg, demo_data, tmp_path / "resumed", monkeypatch, step=12)
+    resumed = train_teacher(cfg, demo_data, tmp_path / "resumed", resume=True)
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_shared_prefixes_cut_the_product_not_the_prompt_head(
+    tiny_base: Path, demo_data: Path
+) -> None:
+    builder = PromptBuilder(AutoTokenizer.from_pretrained(tiny_base), ESCI, PromptConfig())
+    pairs = pd.read_parquet(demo_data / "train.parquet").head(5)
+    prefix = len(builder.prefix_ids(pairs["query"].iloc[0]))
+    cut = encode_pairs(builder, pairs.head(1), prefix + 3, share_prefix=True)[0]
+    assert cut["query_ids"] == builder.query_ids(pairs["query"].iloc[0])
+    assert cut["suffix_ids"] == builder.suffix_ids(pairs.iloc[0])[-3:]
+    whole = encode_pairs(builder, pairs, 10_000, share_prefix=False)
+    assert [w["input_ids"] for w in whole] == [builder.encode(r) for _, r in pairs.iterrows()]
+    assert np.all([len(w["input_ids"]) > prefix for w in whole])

@@ -207,6 +207,10 @@ class SftConfig:
             (one-hot on the grade nearest to the label).
         max_length (int, defaults to 256): prompts are cut to this many tokens.
     Training:
+        share_prefix (bool, defaults to True): batches hold the pairs of few queries, and each
+            runs the prompt head once and each query once, the product suffixes after them: the
+            same loss for fewer tokens where product prompts are short (``train_sampling_strategy``
+            of ``args`` does not apply). False: pairs in random batches, every prompt run whole.
         args (dict): ``transformers.TrainingArguments`` keywords over :data:`SFT_ARGS`
             (``num_train_epochs`` 1, ``learning_rate`` 2e-4, ``per_device_train_batch_size`` 16,
             ``gradient_accumulation_steps`` 1, ``save_steps`` 200: a checkpoint every N optimizer
@@ -215,6 +219,7 @@ class SftConfig:
 
     target: str = _help("soft | hard", default="soft")
     max_length: int = _help("prompt tokens kept", default=256)
+    share_prefix: bool = _help("run each batch's prompt head and queries once", default=True)
     args: dict[str, Any] = field(
         default_factory=dict, metadata=args_help("TrainingArguments", SFT_ARGS)
     )

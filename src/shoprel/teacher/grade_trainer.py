@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,13 @@ from shoprel.teacher.judge_io import (
     save_merged,
     trainer_arguments,
 )
-from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right
+from shoprel.teacher.model import (
+    TeacherMeta,
+    grade_logits,
+    grade_logits_after_prefixes,
+    pad_right,
+    run_prefixes,
+)
 from shoprel.teacher.prompts import PromptBuilder
 from shoprel.teacher.scorer import TeacherScorer, set_cpu_threads
 from shoprel.teacher.stage_io import judge_metrics
@@ -52,25 +59,102 @@ def targets_for(pairs: pd.DataFrame, scale: GradeScale, kind: str) -> np.ndarray
     return np.eye(scale.n_grades, dtype=np.float32)[scale.nearest_grade(pairs["label"].to_numpy())]
 
 
+def encode_pairs(
+    builder: PromptBuilder, pairs: pd.DataFrame, max_length: int, share_prefix: bool
+) -> list[dict[str, Any]]:
+    """Each pair's prompt ids, cut to ``max_length`` tokens: whole (the last tokens are kept), or
+    with ``share_prefix`` as the query's ids and the suffix's (the suffix loses its first tokens,
+    so that the head and the query stay whole and shareable)."""
+    records = pairs.to_dict("records")
+    if not share_prefix:
+        return [{"input_ids": builder.encode(row)[-max_length:]} for row in records]
+    encoded = []
+    for row in records:
+        room = max(max_length - len(builder.prefix_ids(row["query"])), 1)
+        encoded.append(
+            {
+                "query": row["query"],
+                "query_ids": builder.query_ids(row["query"]),
+                "suffix_ids": builder.suffix_ids(row)[-room:],
+            }
+        )
+    return encoded
+
+
 class PairDataset(torch.utils.data.Dataset):
-    def __init__(self, input_ids: list[list[int]], targets: np.ndarray) -> None:
-        self.input_ids, self.targets = input_ids, targets
+    def __init__(self, encoded: list[dict[str, Any]], targets: np.ndarray) -> None:
+        self.encoded, self.targets = encoded, targets
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self.encoded)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"input_ids": self.input_ids[i], "target": self.targets[i]}
+        return {**self.encoded[i], "target": self.targets[i]}
 
 
 class PadCollator:
+    """Right-pads a batch. Rows encoded with a shared prefix become each distinct query's ids
+    (``query_ids``, ``query_mask``), the query of each row (``owner``) and the rows' suffixes
+    (``input_ids``, ``attention_mask``)."""
+
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = {"target": torch.tensor(np.stack([r["target"] for r in rows]))}
+        if "query_ids" in rows[0]:
+            ids_of = {r["query"]: r["query_ids"] for r in rows}
+            queries = list(ids_of)
+            batch["query_ids"], batch["query_mask"] = pad_right(list(ids_of.values()), self.pad_id)
+            batch["owner"] = torch.tensor([queries.index(r["query"]) for r in rows])
+            rows = [{"input_ids": r["suffix_ids"]} for r in rows]
         ids, mask = pad_right([r["input_ids"] for r in rows], self.pad_id)
-        target = torch.tensor(np.stack([r["target"] for r in rows]))
-        return {"input_ids": ids, "attention_mask": mask, "target": target}
+        return batch | {"input_ids": ids, "attention_mask": mask}
+
+
+class QueryGroupedSampler(torch.utils.data.Sampler[int]):
+    """Pairs of one query one after another, so that a batch holds few queries whose prompt
+    prefixes it runs once. Each epoch shuffles the queries and the pairs within each, seeded by
+    ``seed`` and the epoch, so a resumed run sees the order the interrupted one saw."""
+
+    def __init__(self, queries: list[str], seed: int) -> None:
+        self.groups = list(pd.Series(queries).groupby(queries, sort=True).indices.values())
+        self.seed, self.epoch, self.size = seed, 0, len(queries)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        for g in rng.permutation(len(self.groups)):
+            yield from rng.permutation(self.groups[g]).tolist()
+
+
+def batch_grade_logits(
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    grade_ids: torch.Tensor,
+    head_ids: list[int] | None = None,
+) -> torch.Tensor:
+    """The grade logits of a :class:`PadCollator` batch: whole prompts, or suffixes after shared
+    prefixes (the prompt head ``head_ids``, run once, then each query once)."""
+    rows = (inputs["input_ids"], inputs["attention_mask"])
+    if "owner" not in inputs:
+        return grade_logits(model, *rows, grade_ids)
+    if head_ids is None:
+        raise ValueError("a batch of shared prefixes needs the prompt head's ids")
+    head = torch.tensor([head_ids], device=rows[0].device)
+    return grade_logits_after_prefixes(
+        model,
+        run_prefixes(model, head, torch.ones_like(head)),
+        (inputs["query_ids"], inputs["query_mask"]),
+        inputs["owner"],
+        rows,
+        grade_ids,
+    )
 
 
 def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -79,11 +163,29 @@ def soft_target_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 class GradeTrainer(Trainer):
-    """A ``Trainer`` whose loss reads the grade-token distribution at the answer position."""
+    """A ``Trainer`` whose loss reads the grade-token distribution at the answer position.
 
-    def __init__(self, *args: Any, grade_ids: list[int], **kwargs: Any) -> None:
+    Given the prompt head's ids (``head_ids``) and each train pair's query (``queries``), batches
+    come from a :class:`QueryGroupedSampler` and each runs the head once and each query once
+    (:func:`~shoprel.teacher.model.grade_logits_after_prefixes`).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        grade_ids: list[int],
+        head_ids: list[int] | None = None,
+        queries: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.grade_ids = torch.tensor(grade_ids)
+        self.head_ids, self.queries = head_ids, queries
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.queries is not None:
+            return QueryGroupedSampler(self.queries, self.args.seed)
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(
         self,
@@ -93,7 +195,7 @@ class GradeTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> Any:
         grade_ids = self.grade_ids.to(inputs["input_ids"].device)
-        logits = grade_logits(model, inputs["input_ids"], inputs["attention_mask"], grade_ids)
+        logits = batch_grade_logits(model, inputs, grade_ids, self.head_ids)
         loss = soft_target_loss(logits, inputs["target"].to(logits.dtype))
         return (loss, {"logits": logits}) if return_outputs else loss
 
@@ -186,7 +288,8 @@ def fit_judge(
         prompt=cfg.prompt.to_dict(),
         train=asdict(cfg),
     )
-    encoded = [builder.encode(row)[-cfg.sft.max_length :] for row in pairs.to_dict("records")]
+    share = cfg.sft.share_prefix
+    encoded = encode_pairs(builder, pairs, cfg.sft.max_length, share)
     dataset = PairDataset(encoded, targets_for(pairs, scale, cfg.sft.target))
     dev_metrics = DevMetricsCallback(dev, scale, tokenizer, meta, out / DEV_METRICS_FILE)
     trainer = GradeTrainer(
@@ -195,6 +298,8 @@ def fit_judge(
         train_dataset=dataset,
         data_collator=PadCollator(tokenizer.pad_token_id),
         grade_ids=builder.grade_ids,
+        head_ids=builder.head_ids if share else None,
+        queries=pairs["query"].tolist() if share else None,
         callbacks=[dev_metrics],
     )
     started = time.perf_counter()

@@ -103,6 +103,31 @@ def run_prefixes(
     return output.past_key_values, mask
 
 
+def grade_logits_after_prefixes(
+    model: Any,
+    head: tuple[Any, torch.Tensor],
+    queries: tuple[torch.Tensor, torch.Tensor],
+    owner: torch.Tensor,
+    suffixes: tuple[torch.Tensor, torch.Tensor],
+    grade_ids: torch.Tensor,
+) -> torch.Tensor:
+    """Grade logits of rows whose prompts share a head and, a few rows each, a query.
+
+    ``head`` is the KV cache of the prompt head (one row) and its mask; it runs each of the
+    right-padded ``queries`` (ids, mask) once, and each row's suffix (``suffixes``, ids and mask)
+    then continues the query ``owner`` names. The same logits as :func:`grade_logits` on each
+    row's whole prompt, for the tokens of the head and the queries run once instead of per row;
+    with gradients as without. ``head``'s cache is consumed.
+    """
+    cache, head_mask = head
+    n_queries = len(queries[0])
+    cache.batch_repeat_interleave(n_queries)
+    past = (cache, head_mask.expand(n_queries, -1))
+    cache, prefix_mask = run_prefixes(model, *queries, past)
+    cache.batch_select_indices(owner)
+    return grade_logits(model, *suffixes, grade_ids, (cache, prefix_mask[owner]))
+
+
 GRADE_HEAD = "grade_head"  # the attribute a classifier head is attached as
 
 

@@ -29,7 +29,13 @@ from shoprel.data.schema import get_scale
 from shoprel.devices import pick_device, pick_dtype
 from shoprel.progress import progress_bar
 from shoprel.scoring import Scorer
-from shoprel.teacher.model import TeacherMeta, grade_logits, pad_right, run_prefixes
+from shoprel.teacher.model import (
+    TeacherMeta,
+    grade_logits,
+    grade_logits_after_prefixes,
+    pad_right,
+    run_prefixes,
+)
 from shoprel.teacher.prompts import MODES, PromptBuilder, PromptConfig
 
 
@@ -230,21 +236,20 @@ class TeacherScorer(Scorer):
         for rows in self._query_batches(pairs):
             batch = pairs.loc[rows]
             queries = list(dict.fromkeys(batch["query"]))
-            cache = copy.deepcopy(head_cache)
-            cache.batch_repeat_interleave(len(queries))
             ids, mask = pad_right([self.builder.query_ids(q) for q in queries], self.pad_id)
-            past = (cache, head_mask.expand(len(queries), -1))
-            cache, prefix_mask = run_prefixes(self.model, ids.to(device), mask.to(device), past)
             owner = torch.tensor([queries.index(q) for q in batch["query"]], device=device)
-            cache.batch_select_indices(owner)
-            ids, mask = pad_right(
+            suffix_ids, suffix_mask = pad_right(
                 [self.builder.suffix_ids(r) for r in batch.to_dict("records")], self.pad_id
             )
-            past = (cache, prefix_mask[owner])
-            yield (
-                rows,
-                grade_logits(self.model, ids.to(device), mask.to(device), self.grade_ids, past),
+            logits = grade_logits_after_prefixes(
+                self.model,
+                (copy.deepcopy(head_cache), head_mask),
+                (ids.to(device), mask.to(device)),
+                owner,
+                (suffix_ids.to(device), suffix_mask.to(device)),
+                self.grade_ids,
             )
+            yield rows, logits
 
     def _query_batches(self, pairs: pd.DataFrame) -> Iterator[np.ndarray]:
         """Row indices in batches of about ``batch_size`` that keep a query's items together
