@@ -64,6 +64,22 @@ def test_lref_notes_name_the_kinds_and_a_guard_that_kept_the_start(tmp_path) -> 
     )
 
 
+def test_lref_notes_name_the_stages_that_ran_and_those_left_off(tmp_path) -> None:
+    import json
+
+    from shoprel.report.html import lref_notes
+
+    summary = {"stages": {"select": {"seconds": 44.7}, "sft": {"seconds": 185.5}}, "final": "sft"}
+    (tmp_path / "lref.json").write_text(json.dumps(summary))
+    assert lref_notes(tmp_path) == [
+        "The judge's LREF stages: selection 45 s, SFT 186 s; off in this run's config: "
+        "Multi-CoT, DPO."
+    ]
+    summary["stages"] |= {"cot": {"seconds": 68.0}, "dpo": {"seconds": 43.9}}
+    (tmp_path / "lref.json").write_text(json.dumps(summary))
+    assert lref_notes(tmp_path)[0].endswith("Multi-CoT 68 s, DPO 44 s.")
+
+
 def test_a_baselines_curve_uses_the_dev_fitted_map_its_metrics_used(tmp_path) -> None:
     import numpy as np
     import pandas as pd

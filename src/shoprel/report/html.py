@@ -192,10 +192,24 @@ def _calibration_figures(path: Path, notes: list[str]) -> list[dict[str, str]]:
     return [_encoded(figure, "calibration", title)]
 
 
+STAGE_NAMES = {"select": "selection", "sft": "SFT", "cot": "Multi-CoT", "dpo": "DPO"}
+
+
 def lref_notes(judge_dir: Path) -> list[str]:
-    """What the judge's guarded stages did: DPO's preference pairs by kind, and where the guard
-    of Multi-CoT or DPO kept the judge the stage started from."""
+    """What the judge's stages did: which ran (and their seconds) and which the config left off,
+    DPO's preference pairs by kind, and where the guard of Multi-CoT or DPO kept the judge the
+    stage started from."""
+    from shoprel.teacher.train import STAGES, SUMMARY_FILE
+
     notes = []
+    if (judge_dir / SUMMARY_FILE).is_file():
+        ran = read_json(judge_dir / SUMMARY_FILE).get("stages") or {}
+        done = ", ".join(f"{STAGE_NAMES[k]} {v['seconds']:.0f} s" for k, v in ran.items())
+        off = [STAGE_NAMES[name] for name in STAGES if name not in ran]
+        notes.append(
+            f"The judge's LREF stages: {done}"
+            + (f"; off in this run's config: {', '.join(off)}." if off else ".")
+        )
     for stage, name in (("cot", "Multi-CoT"), ("dpo", "DPO")):
         path = judge_dir / stage / "metrics.json"
         if not path.is_file():
